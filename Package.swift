@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// svm: a hosted hypervisor for Linux/x86-64 on KVM. No package dependencies by design:
+// the only non-Swift code is the CKVM target, which exists to import <linux/kvm.h>.
+import PackageDescription
+
+let package = Package(
+    name: "svm",
+    products: [
+        .executable(name: "svm", targets: ["svm"]),
+        .library(name: "Machine", targets: ["Machine"]),
+    ],
+    targets: [
+        // C shim: exact kernel struct layouts and the KVM ioctl numbers as constants.
+        .target(name: "CKVM"),
+        // Typed wrappers over /dev/kvm ioctls.
+        .target(name: "KVM", dependencies: ["CKVM"]),
+        // The single owner of guest RAM; every guest-address access is bounds-checked here.
+        .target(name: "Memory"),
+        // Linux boot protocol, PVH, e820, MP table: writes boot structures into guest memory.
+        .target(name: "Boot", dependencies: ["Memory"]),
+        // Emulated devices (UART, i8042, CMOS) behind the port-I/O / MMIO bus.
+        .target(name: "Devices", dependencies: ["Memory"]),
+        // Host-side plumbing: terminal raw mode, epoll, eventfd, signals.
+        .target(name: "HostIO"),
+        // Completes instructions that a nested KVM's emulator cannot run.
+        .target(name: "InstructionFixup"),
+        // Builds and runs a VM from a MachineConfig.
+        .target(name: "Machine",
+                dependencies: ["KVM", "Memory", "Boot", "Devices", "HostIO", "InstructionFixup", "CKVM"]),
+        .executableTarget(name: "svm", dependencies: ["Machine", "HostIO"]),
+
+        .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
+        .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ]
+)

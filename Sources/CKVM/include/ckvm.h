@@ -1,0 +1,75 @@
+// CKVM: the kernel's KVM ABI for Swift.
+// Swift imports the structs of <linux/kvm.h> with their exact layouts, but not the ioctl
+// numbers (they are function-like macros), so each one is re-exported here as a constant.
+#ifndef CKVM_H
+#define CKVM_H
+
+#include <linux/kvm.h>
+#include <stddef.h>
+
+#define CKVM_IOCTL(name) static const unsigned long CKVM_##name = name;
+
+CKVM_IOCTL(KVM_GET_API_VERSION)
+CKVM_IOCTL(KVM_CREATE_VM)
+CKVM_IOCTL(KVM_CHECK_EXTENSION)
+CKVM_IOCTL(KVM_GET_VCPU_MMAP_SIZE)
+CKVM_IOCTL(KVM_GET_SUPPORTED_CPUID)
+CKVM_IOCTL(KVM_GET_MSR_INDEX_LIST)
+CKVM_IOCTL(KVM_CREATE_VCPU)
+CKVM_IOCTL(KVM_SET_USER_MEMORY_REGION)
+CKVM_IOCTL(KVM_SET_TSS_ADDR)
+CKVM_IOCTL(KVM_SET_IDENTITY_MAP_ADDR)
+CKVM_IOCTL(KVM_CREATE_IRQCHIP)
+CKVM_IOCTL(KVM_CREATE_PIT2)
+CKVM_IOCTL(KVM_IRQ_LINE)
+CKVM_IOCTL(KVM_IRQFD)
+CKVM_IOCTL(KVM_IOEVENTFD)
+CKVM_IOCTL(KVM_RUN)
+CKVM_IOCTL(KVM_GET_REGS)
+CKVM_IOCTL(KVM_SET_REGS)
+CKVM_IOCTL(KVM_GET_SREGS)
+CKVM_IOCTL(KVM_SET_SREGS)
+CKVM_IOCTL(KVM_GET_FPU)
+CKVM_IOCTL(KVM_SET_FPU)
+CKVM_IOCTL(KVM_SET_CPUID2)
+CKVM_IOCTL(KVM_GET_CPUID2)
+CKVM_IOCTL(KVM_GET_MSRS)
+CKVM_IOCTL(KVM_SET_MSRS)
+CKVM_IOCTL(KVM_GET_LAPIC)
+CKVM_IOCTL(KVM_SET_LAPIC)
+CKVM_IOCTL(KVM_GET_VCPU_EVENTS)
+CKVM_IOCTL(KVM_SET_VCPU_EVENTS)
+CKVM_IOCTL(KVM_GET_MP_STATE)
+CKVM_IOCTL(KVM_SET_MP_STATE)
+CKVM_IOCTL(KVM_SET_GSI_ROUTING)
+CKVM_IOCTL(KVM_GET_TSC_KHZ)
+CKVM_IOCTL(KVM_SET_GUEST_DEBUG)
+
+// Exit reasons and flags used by svm, as plain constants (some are enums in the header
+// already, these keep one spelling on the Swift side).
+static const unsigned int CKVM_EXIT_IO_IN = KVM_EXIT_IO_IN;
+static const unsigned int CKVM_EXIT_IO_OUT = KVM_EXIT_IO_OUT;
+static const unsigned int CKVM_MEM_READONLY = KVM_MEM_READONLY;
+static const unsigned int CKVM_IRQFD_FLAG_DEASSIGN = KVM_IRQFD_FLAG_DEASSIGN;
+static const unsigned int CKVM_IOEVENTFD_FLAG_DATAMATCH = KVM_IOEVENTFD_FLAG_DATAMATCH;
+static const unsigned int CKVM_IOEVENTFD_FLAG_PIO = KVM_IOEVENTFD_FLAG_PIO;
+static const unsigned int CKVM_VCPUEVENT_VALID_NMI_PENDING = KVM_VCPUEVENT_VALID_NMI_PENDING;
+
+// The kvm_run union members Swift sees as anonymous; these accessors give them names
+// without copying the 2 KiB structure.
+static inline struct kvm_run *ckvm_run(void *p) { return (struct kvm_run *)p; }
+
+// Byte offset of the data of a port I/O exit inside the kvm_run mapping.
+static inline unsigned char *ckvm_io_data(struct kvm_run *run) {
+    return (unsigned char *)run + run->io.data_offset;
+}
+
+// kvm_cpuid2 and kvm_msrs end in flexible arrays; these sizes let Swift allocate them.
+static inline size_t ckvm_cpuid2_size(unsigned int n) {
+    return sizeof(struct kvm_cpuid2) + n * sizeof(struct kvm_cpuid_entry2);
+}
+static inline size_t ckvm_msrs_size(unsigned int n) {
+    return sizeof(struct kvm_msrs) + n * sizeof(struct kvm_msr_entry);
+}
+
+#endif

@@ -1,0 +1,55 @@
+import XCTest
+@testable import Memory
+
+final class GuestMemoryTests: XCTestCase {
+    func testLayoutBelowHoleIsOneRegion() {
+        let r = GuestMemory.layout(size: 512 << 20)
+        XCTAssertEqual(r, [.init(guestAddress: 0, size: 512 << 20, hostOffset: 0)])
+    }
+
+    func testLayoutExactlyAtHoleIsOneRegion() {
+        XCTAssertEqual(GuestMemory.layout(size: GuestMemory.mmioHoleStart).count, 1)
+    }
+
+    func testLayoutAboveHoleSplitsAt3GiBAndResumesAt4GiB() {
+        let r = GuestMemory.layout(size: 4 << 30)
+        XCTAssertEqual(r.count, 2)
+        XCTAssertEqual(r[0].end, 0xC000_0000)
+        XCTAssertEqual(r[1].guestAddress, 0x1_0000_0000)
+        XCTAssertEqual(r[1].size, 1 << 30)
+        XCTAssertEqual(r[1].hostOffset, 0xC000_0000)
+    }
+
+    func testReadWriteRoundTrip() throws {
+        let m = try GuestMemory(size: 2 << 20)
+        try m.write(UInt32(0xdead_beef), at: 0x1000)
+        XCTAssertEqual(try m.read(UInt32.self, at: 0x1000), 0xdead_beef)
+        XCTAssertEqual(try m.readBytes(at: 0x1000, count: 4), [0xef, 0xbe, 0xad, 0xde])
+    }
+
+    func testAccessesPastTheEndAreRefused() throws {
+        let m = try GuestMemory(size: 2 << 20)
+        XCTAssertThrowsError(try m.write(UInt64(1), at: (2 << 20) - 4))
+        XCTAssertThrowsError(try m.readBytes(at: UInt64.max - 2, count: 8))
+        XCTAssertThrowsError(try m.write([1, 2, 3], at: UInt64.max))
+        XCTAssertFalse(m.contains(0, length: UInt64.max))
+        XCTAssertTrue(m.contains((2 << 20) - 1, length: 1))
+        XCTAssertTrue(m.contains(2 << 20, length: 0))
+    }
+
+    func testAddressesInTheHoleAreRefused() throws {
+        // Only the layout matters here; 4 GiB of MAP_NORESERVE costs nothing until touched.
+        let m = try GuestMemory(size: 4 << 30)
+        XCTAssertFalse(m.contains(0xC000_0000, length: 1))
+        XCTAssertFalse(m.contains(0xBFFF_FFFF, length: 2))
+        XCTAssertTrue(m.contains(0x1_0000_0000, length: 4096))
+        try m.write(UInt8(7), at: 0x1_0000_0000)
+        XCTAssertEqual(try m.read(UInt8.self, at: 0x1_0000_0000), 7)
+    }
+
+    func testInvalidSizesAreRefused() {
+        XCTAssertThrowsError(try GuestMemory(size: 0))
+        XCTAssertThrowsError(try GuestMemory(size: (1 << 20) + 1))
+        XCTAssertThrowsError(try GuestMemory(size: 1 << 50))
+    }
+}
