@@ -39,8 +39,10 @@ public struct InstructionFixup {
 
         let name = Mnemonics.name(of: instruction, mode: mode)
         guard let length = instruction.length else {
+            // Length not decoded: show everything fetched, and say so.
+            let shown = "all fetched bytes shown, the instruction may be shorter"
             return .unsupported(message(rip: registers.rip, bytes: fetched, name: name,
-                reason: "unrecognized instruction (all fetched bytes shown; the instruction may be shorter)"))
+                reason: name == nil ? "unrecognized opcode; " + shown : shown))
         }
         let instructionBytes = Array(fetched.prefix(length))
         do {
