@@ -35,6 +35,13 @@ enum BzImageLoader {
         zeroPage[Int(ZeroPage.loadflags)] |= ZeroPage.canUseHeap
         zeroPage.storeLE(ZeroPage.heapEnd, at: Int(ZeroPage.heapEndPtr))
         zeroPage.storeLE(UInt32(BootLayout.commandLine), at: Int(ZeroPage.cmdLinePtr))
+        // Fields the loader owns start at 0 whatever the file says: a corrupt file must not
+        // hand the kernel a setup_data pointer or a ramdisk that is not there.
+        zeroPage.storeLE(UInt64(0), at: Int(ZeroPage.setupData))
+        zeroPage.storeLE(UInt32(0), at: Int(ZeroPage.hardwareSubarch))
+        zeroPage.storeLE(UInt64(0), at: Int(ZeroPage.hardwareSubarch) + 4)
+        zeroPage.storeLE(UInt32(0), at: Int(ZeroPage.ramdiskImage))
+        zeroPage.storeLE(UInt32(0), at: Int(ZeroPage.ramdiskSize))
         if let address = initrdAddress, let initrd = params.initrd {
             // Both are below low RAM's end (< 4 GiB), so they fit the 32-bit fields.
             zeroPage.storeLE(UInt32(truncatingIfNeeded: address), at: Int(ZeroPage.ramdiskImage))

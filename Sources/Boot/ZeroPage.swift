@@ -27,6 +27,8 @@ enum ZeroPage {
     static let relocatableKernel: UInt64 = 0x234  // u8
     static let xloadflags: UInt64 = 0x236         // u16
     static let cmdlineSize: UInt64 = 0x238        // u32, max length without the NUL
+    static let hardwareSubarch: UInt64 = 0x23C    // u32, then u64 hardware_subarch_data
+    static let setupData: UInt64 = 0x250          // u64, physical pointer to a setup_data list
     static let prefAddress: UInt64 = 0x258        // u64
     static let initSize: UInt64 = 0x260           // u32
 
