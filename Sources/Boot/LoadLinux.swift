@@ -26,6 +26,10 @@ public func detectKernelFormat(_ kernel: [UInt8]) throws(BootError) -> KernelFor
     throw .unknownKernelFormat
 }
 
+/// Largest `BootParameters.cpuCount` loadLinux accepts: as many processor entries as the
+/// MP table can hold in the EBDA's last KiB (and I/O APIC id = cpuCount stays below 0xFF).
+public let maximumBootCPUCount: Int = MPTable.maxCPUs
+
 public struct BootParameters: Sendable {
     public var kernel: [UInt8]
     public var initrd: [UInt8]?

@@ -64,11 +64,20 @@ final class MPTableTests: XCTestCase {
         }
     }
 
-    func testCPUCountLimits() {
+    func testCPUCountLimits() throws {
         XCTAssertGreaterThanOrEqual(MPTable.maxCPUs, 32)
+        XCTAssertEqual(maximumBootCPUCount, MPTable.maxCPUs)
+        // One more processor entry would not fit below 0xA0000.
+        XCTAssertGreaterThan(0x9_FC00 + MPTable.fixedSize + 20 * (MPTable.maxCPUs + 1), 0xA_0000)
         for bad in [0, -1, MPTable.maxCPUs + 1, Int.max] {
             let e = assertBootError { () throws(BootError) in try MPTable.bytes(cpuCount: bad) }
             XCTAssertEqual(e, .invalidCPUCount(bad, maximum: MPTable.maxCPUs))
         }
+        // loadLinux checks it before writing anything.
+        let mem = try GuestMemory(size: 64 << 20)
+        XCTAssertEqual(assertBootError { () throws(BootError) in
+            try loadLinux(params(BzImageFixture().bytes(), cpus: 0), into: mem)
+        }, .invalidCPUCount(0, maximum: MPTable.maxCPUs))
+        XCTAssertEqual(try mem.u64(0x10_0000), 0, "kernel not loaded")
     }
 }
