@@ -21,19 +21,23 @@ let package = Package(
         // Emulated devices (UART, i8042, CMOS) behind the port-I/O / MMIO bus.
         .target(name: "Devices", dependencies: ["Memory"]),
         // Host-side plumbing: terminal raw mode, epoll, eventfd, signals.
-        .target(name: "HostIO"),
+        .target(name: "HostIO", dependencies: ["CKVM"]),
         // Completes instructions that a nested KVM's emulator cannot run.
         .target(name: "InstructionFixup"),
         // Builds and runs a VM from a MachineConfig.
         .target(name: "Machine",
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "HostIO", "InstructionFixup", "CKVM"]),
-        .executableTarget(name: "svm", dependencies: ["Machine", "HostIO"]),
+        // Command-line parsing and exit statuses, as a library so it can be unit-tested.
+        .target(name: "SVMCommand", dependencies: ["Machine", "HostIO"]),
+        .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
+        .testTarget(name: "HostIOTests", dependencies: ["HostIO"]),
+        .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ]
 )

@@ -1,1 +1,4 @@
-print("svm")
+import Glibc
+import SVMCommand
+
+exit(SVMCommand.main(Array(CommandLine.arguments.dropFirst())))

@@ -1,3 +1,4 @@
+// Also the few Linux host headers (eventfd, signalfd, epoll, tun) that Glibc does not export.
 // CKVM: the kernel's KVM ABI for Swift.
 // Swift imports the structs of <linux/kvm.h> with their exact layouts, but not the ioctl
 // numbers (they are function-like macros), so each one is re-exported here as a constant.
@@ -6,6 +7,12 @@
 
 #include <linux/kvm.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
+// Linux host interfaces Glibc's Swift module does not export.
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/epoll.h>
+#include <linux/if_tun.h>
 
 #define CKVM_IOCTL(name) static const unsigned long CKVM_##name = name;
 
@@ -44,6 +51,9 @@ CKVM_IOCTL(KVM_SET_MP_STATE)
 CKVM_IOCTL(KVM_SET_GSI_ROUTING)
 CKVM_IOCTL(KVM_GET_TSC_KHZ)
 CKVM_IOCTL(KVM_SET_GUEST_DEBUG)
+CKVM_IOCTL(KVM_TRANSLATE)
+CKVM_IOCTL(KVM_SET_CLOCK)
+CKVM_IOCTL(KVM_ENABLE_CAP)
 
 // Exit reasons and flags used by svm, as plain constants (some are enums in the header
 // already, these keep one spelling on the Swift side).
@@ -70,6 +80,14 @@ static inline size_t ckvm_cpuid2_size(unsigned int n) {
 }
 static inline size_t ckvm_msrs_size(unsigned int n) {
     return sizeof(struct kvm_msrs) + n * sizeof(struct kvm_msr_entry);
+}
+
+// ioctl is variadic, which Swift cannot call directly: two fixed-signature forms.
+static inline int ckvm_ioctl(int fd, unsigned long request, unsigned long argument) {
+    return ioctl(fd, request, argument);
+}
+static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument) {
+    return ioctl(fd, request, argument);
 }
 
 #endif

@@ -1,0 +1,44 @@
+import CKVM
+import Glibc
+
+/// Signals svm handles itself. They are blocked in every thread (threads inherit the mask
+/// from the thread that creates them) and read synchronously from a signalfd by the thread
+/// that supervises the VM, so no async-signal-unsafe code ever runs in a handler.
+public enum Signals {
+    /// SIGINT/SIGTERM/SIGHUP/SIGQUIT end svm cleanly; SIGPIPE is handled as an EPIPE error.
+    public static let terminating: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
+
+    /// The signal used to kick a vCPU thread out of KVM_RUN. Its handler does nothing: its
+    /// only purpose is to make KVM_RUN return EINTR.
+    public static let vcpuKick: Int32 = SIGUSR1
+
+    /// Blocks the terminating signals in the calling thread (call before starting threads)
+    /// and returns a signalfd that reports them.
+    public static func blockTerminatingSignals() throws(HostIOError) -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in terminating { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        signal(SIGPIPE, SIG_IGN)
+        let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw HostIOError("signalfd", errno: errno) }
+        return fd
+    }
+
+    /// Installs a no-op handler for the vCPU kick signal, without SA_RESTART so that
+    /// KVM_RUN returns EINTR.
+    public static func installKickHandler() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(vcpuKick, &action, nil)
+    }
+
+    /// Reads one pending signal number from a signalfd, or nil.
+    public static func readSignal(from fd: Int32) -> Int32? {
+        var info = signalfd_siginfo()
+        let n = read(fd, &info, MemoryLayout<signalfd_siginfo>.size)
+        return n == MemoryLayout<signalfd_siginfo>.size ? Int32(info.ssi_signo) : nil
+    }
+}

@@ -1,0 +1,31 @@
+/// The kernel command line svm hands the guest: what svm needs for the machine it
+/// emulates, then the user's part (later parameters win, so the user can override).
+public enum GuestCommandLine {
+    /// Always: reboot through the i8042 (the only reset svm emulates), reboot at once on
+    /// panic (svm reports the panic itself), no ACPI (svm provides an MP table instead), no
+    /// PCI probing (no PCI devices yet), no port-0x80 delays, no PS/2 keyboard or mouse.
+    public static let base = "reboot=k panic=-1 acpi=off pci=off io_delay=none i8042.nokbd i8042.noaux"
+
+    /// On hosts whose KVM emulates guest kernel code: hide features its emulator cannot
+    /// execute, skip the cpuidle poll loop, and turn off KVM paravirtual features (with them
+    /// a 2-vCPU guest hangs during SMP bring-up there).
+    public static let emulatingHost =
+        "noxsave clearcpuid=smap,xsave,popcnt,fsgsbase,rdrand,rdseed,bmi1,bmi2,movbe,rdpid,pku,umip,erms,fsrm,avx,avx2,avx512f,lzcnt,abm,adx,sha_ni,aes,pclmulqdq,clflushopt,clwb,invpcid,pcid,rdtscp,x2apic,tsc_deadline_timer cpuidle.off=1 nopv"
+
+    public static func build(user: String, emulatingHost: Bool) -> String {
+        var parts = [base]
+        if emulatingHost { parts.append(Self.emulatingHost) }
+        let trimmed = user.trimmingWhitespace()
+        if !trimmed.isEmpty { parts.append(trimmed) }
+        return parts.joined(separator: " ")
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }),
+              let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

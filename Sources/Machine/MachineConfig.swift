@@ -1,0 +1,31 @@
+import Boot
+
+/// Everything needed to build one VM. Validated by the CLI; the Machine re-checks what
+/// could hurt (sizes, counts) because it is also a library.
+public struct MachineConfig: Sendable {
+    public var memorySize: UInt64 = 512 << 20
+    public var cpuCount: Int = 1
+    public var kernelPath: String
+    /// Treat `kernelPath` as a flat binary loaded at `flatImageAddress` and entered in
+    /// 16-bit real mode at 0000:8000 (tiny test guests and benchmarks; like QEMU's -bios).
+    public var flatImage = false
+    public static let flatImageAddress: UInt64 = 0x8000
+    public static let flatImageMaximumSize = 0x9_0000 - 0x8000
+    public var initrdPath: String?
+    /// The user's part of the kernel command line; svm adds what it needs in front.
+    public var commandLine: String = "console=ttyS0"
+    /// Seconds before the VM is killed (exit 124); nil = no limit.
+    public var timeout: Double?
+    /// Fault in all guest RAM before the first instruction (the "allocated up front" promise).
+    public var populateMemory: Bool = true
+    /// Where guest serial output goes, and whether host input is forwarded.
+    public var consoleOutputFD: Int32 = 1
+    public var consoleInputFD: Int32? = 0
+
+    public init(kernelPath: String) {
+        self.kernelPath = kernelPath
+    }
+
+    /// As many as the MP table svm writes below 640 KiB can list.
+    public static let maximumCPUs = maximumBootCPUCount
+}

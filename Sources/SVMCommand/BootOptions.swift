@@ -1,0 +1,80 @@
+import Machine
+
+/// `svm boot` flags, parsed and checked. Parsing never touches the file system; the
+/// Machine reports missing or malformed files itself.
+public struct BootOptions: Equatable, Sendable {
+    public var kernel: String?
+    public var initrd: String?
+    public var firmware: String?
+    public var commandLine: String?
+    public var memory: UInt64 = 512 << 20
+    public var cpus = 1
+    public var timeout: Double?
+    public var help = false
+
+    public init() {}
+
+    public struct UsageError: Error, Equatable, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Guest RAM below this cannot hold a kernel; above it is bounded by the host check.
+    public static let minimumMemory: UInt64 = 16 << 20
+
+    public static func parse(_ arguments: [String]) throws(UsageError) -> BootOptions {
+        var o = BootOptions()
+        var i = 0
+        func value(_ flag: String) throws(UsageError) -> String {
+            i += 1
+            guard i < arguments.count else { throw UsageError("\(flag) needs a value") }
+            return arguments[i]
+        }
+        while i < arguments.count {
+            var arg = arguments[i]
+            var inlineValue: String?
+            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
+                inlineValue = String(arg[arg.index(after: eq)...])
+                arg = String(arg[..<eq])
+            }
+            func next() throws(UsageError) -> String {
+                if let v = inlineValue { return v }
+                return try value(arg)
+            }
+            switch arg {
+            case "--kernel", "-k": o.kernel = try next()
+            case "--initrd", "-i": o.initrd = try next()
+            case "--firmware": o.firmware = try next()
+            case "--cmdline", "-c": o.commandLine = try next()
+            case "--mem", "-m":
+                let text = try next()
+                guard let bytes = SizeParser.parse(text) else {
+                    throw UsageError("--mem \(text): not a size (use e.g. 512M, 2G, or a number of MiB)")
+                }
+                guard bytes >= minimumMemory else { throw UsageError("--mem \(text): at least 16M is needed") }
+                guard bytes % 4096 == 0 else { throw UsageError("--mem \(text): must be a multiple of 4K") }
+                o.memory = bytes
+            case "--cpus", "-p":
+                let text = try next()
+                guard let n = Int(text), (1...MachineConfig.maximumCPUs).contains(n) else {
+                    throw UsageError("--cpus \(text): must be a whole number from 1 to \(MachineConfig.maximumCPUs)")
+                }
+                o.cpus = n
+            case "--timeout", "-t":
+                let text = try next()
+                guard let s = Double(text), s > 0, s.isFinite else {
+                    throw UsageError("--timeout \(text): must be a positive number of seconds")
+                }
+                o.timeout = s
+            case "--help", "-h": o.help = true
+            default:
+                throw UsageError("unknown option \(arguments[i]) (see svm boot --help)")
+            }
+            i += 1
+        }
+        if o.firmware != nil && (o.kernel != nil || o.initrd != nil) {
+            throw UsageError("--firmware cannot be combined with --kernel or --initrd")
+        }
+        return o
+    }
+}

@@ -1,0 +1,135 @@
+import Glibc
+import XCTest
+
+/// An `svm` child process with pipes on stdin, stdout and stderr, for tests that drive a
+/// real guest: wait for a line, type a command, wait for the exit status.
+final class SVMProcess {
+    let pid: pid_t
+    let stdinFD: Int32
+    let stdoutFD: Int32
+    let stderrFD: Int32
+    private(set) var stdout: [UInt8] = []
+    private(set) var stderr: [UInt8] = []
+    private(set) var exitStatus: Int32?
+
+    /// The package root, from this file's path (Tests/IntegrationTests/SVMProcess.swift).
+    static var packageRoot: String {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)
+        return parts.joined(separator: "/")
+    }
+
+    static var binary: String {
+        if let b = getenv("SVM_BINARY") { return String(cString: b) }
+        return packageRoot + "/.build/debug/svm"
+    }
+
+    init(arguments: [String]) throws {
+        var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&inPipe) == 0, pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
+            throw XCTSkip("pipe failed")
+        }
+        // Only the dup2'd copies may reach the child.
+        for fd in inPipe + outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        let argv = ([Self.binary] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let r = posix_spawn(&child, Self.binary, &actions, nil, argv, environ)
+        posix_spawn_file_actions_destroy(&actions)
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        guard r == 0 else {
+            XCTFail("cannot start \(Self.binary): \(String(cString: strerror(r))) (build it with swift build)")
+            throw XCTSkip("no svm binary")
+        }
+        pid = child
+        stdinFD = inPipe[1]
+        stdoutFD = outPipe[0]
+        stderrFD = errPipe[0]
+        _ = fcntl(stdoutFD, F_SETFL, fcntl(stdoutFD, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(stderrFD, F_SETFL, fcntl(stderrFD, F_GETFL) | O_NONBLOCK)
+    }
+
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        close(stdinFD); close(stdoutFD); close(stderrFD)
+    }
+
+    var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+    var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Reads whatever is available, waiting up to `milliseconds`.
+    private func pump(milliseconds: Int32) {
+        var fds = [pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)]
+        guard poll(&fds, 2, milliseconds) > 0 else { return }
+        var buf = [UInt8](repeating: 0, count: 65536)
+        for (i, fd) in [stdoutFD, stderrFD].enumerated() where fds[i].revents != 0 {
+            let n = read(fd, &buf, buf.count)
+            if n > 0 {
+                if i == 0 { stdout += buf[0..<n] } else { stderr += buf[0..<n] }
+            }
+        }
+    }
+
+    /// Waits until stdout contains `text` (returns the line holding it) or the time runs out.
+    func waitForLine(containing text: String, timeout: Double) -> String? {
+        let deadline = Self.now() + timeout
+        while Self.now() < deadline {
+            if let line = stdoutText.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+                .first(where: { $0.contains(text) }) {
+                return String(line)
+            }
+            if exitStatus != nil || reap() != nil {
+                pump(milliseconds: 0)
+                return stdoutText.split(separator: "\n").first(where: { $0.contains(text) }).map(String.init)
+            }
+            pump(milliseconds: 200)
+        }
+        return nil
+    }
+
+    func send(_ text: String) {
+        _ = text.withCString { write(stdinFD, $0, strlen($0)) }
+    }
+
+    /// Non-blocking check for the exit status.
+    @discardableResult
+    func reap() -> Int32? {
+        if let s = exitStatus { return s }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid {
+            let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+            exitStatus = code
+        }
+        return exitStatus
+    }
+
+    /// Waits for svm to exit, reading its output meanwhile; nil on timeout.
+    func waitForExit(timeout: Double) -> Int32? {
+        let deadline = Self.now() + timeout
+        while Self.now() < deadline {
+            if let s = reap() {
+                pump(milliseconds: 50)
+                pump(milliseconds: 0)
+                return s
+            }
+            pump(milliseconds: 200)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,58 @@
+import XCTest
+@testable import SVMCommand
+import Machine
+
+final class BootOptionsTests: XCTestCase {
+    func testDefaults() throws {
+        let o = try BootOptions.parse([])
+        XCTAssertEqual(o.memory, 512 << 20)
+        XCTAssertEqual(o.cpus, 1)
+        XCTAssertNil(o.kernel)
+        XCTAssertNil(o.timeout)
+    }
+
+    func testAllFlagsBothSpellings() throws {
+        let o = try BootOptions.parse(["--kernel", "k", "--initrd=i", "--mem", "2G", "--cpus=2",
+                                       "--cmdline", "quiet", "--timeout", "1.5"])
+        XCTAssertEqual(o.kernel, "k")
+        XCTAssertEqual(o.initrd, "i")
+        XCTAssertEqual(o.memory, 2 << 30)
+        XCTAssertEqual(o.cpus, 2)
+        XCTAssertEqual(o.commandLine, "quiet")
+        XCTAssertEqual(o.timeout, 1.5)
+    }
+
+    func testBadValuesAreUsageErrors() {
+        for args in [["--mem", "lots"], ["--mem", "1M"], ["--cpus", "0"], ["--cpus", "\(MachineConfig.maximumCPUs + 1)"],
+                     ["--cpus", "two"], ["--timeout", "-1"], ["--timeout", "nan"], ["--kernel"],
+                     ["--bogus"], ["--firmware", "f", "--kernel", "k"], ["--mem", "5000K"]] {
+            XCTAssertThrowsError(try BootOptions.parse(args), "\(args)")
+        }
+    }
+
+    func testExitStatusesAreDistinct() {
+        XCTAssertEqual(ExitStatus.status(for: .reset), 0)
+        XCTAssertEqual(ExitStatus.status(for: .powerOff), 0)
+        XCTAssertEqual(ExitStatus.status(for: .panic("x")), 1)
+        XCTAssertEqual(ExitStatus.status(for: .crashed("x")), 1)
+        XCTAssertEqual(ExitStatus.status(for: .timedOut), 124)
+        XCTAssertEqual(ExitStatus.status(for: .interrupted(signal: 15)), 143)
+        XCTAssertEqual(ExitStatus.status(for: .hostFailure("x")), 3)
+    }
+
+    func testDefaultGuestCacheDirectory() {
+        XCTAssertEqual(DefaultGuest.cacheDirectory(environment: ["SVM_CACHE_DIR": "/c"]), "/c")
+        XCTAssertEqual(DefaultGuest.cacheDirectory(environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]), "/x/svm")
+        XCTAssertEqual(DefaultGuest.cacheDirectory(environment: ["HOME": "/h"]), "/h/.cache/svm")
+    }
+
+    func testGuestCommandLinePutsUserPartLast() {
+        let plain = GuestCommandLine.build(user: "  console=ttyS0 quiet ", emulatingHost: false)
+        XCTAssertTrue(plain.hasPrefix("reboot=k panic=-1"))
+        XCTAssertTrue(plain.hasSuffix(" console=ttyS0 quiet"))
+        XCTAssertFalse(plain.contains("clearcpuid"))
+        let emulating = GuestCommandLine.build(user: "", emulatingHost: true)
+        XCTAssertTrue(emulating.contains("clearcpuid=smap,xsave"))
+        XCTAssertTrue(emulating.contains("nopv"))
+    }
+}
