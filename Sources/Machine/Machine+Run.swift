@@ -72,8 +72,10 @@ extension Machine {
             guard exited else { continue }
             switch run.pointee.exit_reason {
             case UInt32(KVM_EXIT_IO):
+                portExitCount.add(1, ordering: .relaxed)
                 handlePortIO(run)
             case UInt32(KVM_EXIT_MMIO):
+                mmioExitCount.add(1, ordering: .relaxed)
                 handleMMIO(run)
             case UInt32(KVM_EXIT_INTERNAL_ERROR):
                 if let failure = completeFailedInstruction(vcpu) {

@@ -34,6 +34,17 @@ public final class Machine: @unchecked Sendable {
     let stopEvent: EventFD
     let consoleState = Mutex(ConsoleState())
     let fixupCount = Atomic<Int>(0)
+    let portExitCount = Atomic<UInt64>(0)
+    let mmioExitCount = Atomic<UInt64>(0)
+
+    /// How many exits of each kind svm handled (for tests and benchmarks).
+    public struct ExitCounts: Equatable, Sendable {
+        public var portIO: UInt64
+        public var mmio: UInt64
+    }
+    public var exitCounts: ExitCounts {
+        ExitCounts(portIO: portExitCount.load(ordering: .relaxed), mmio: mmioExitCount.load(ordering: .relaxed))
+    }
 
     struct ConsoleState {
         var scanner = ConsoleEventScanner()
@@ -47,6 +58,7 @@ public final class Machine: @unchecked Sendable {
     static let tssAddress: UInt64 = 0xFFFB_D000
     static let identityMapAddress: UInt64 = 0xFFFB_C000
     static let serialIRQ: UInt32 = 4
+    static let halfDoneSyscallWatch = "half-done-syscall"
 
     public init(config: MachineConfig) throws(MachineError) {
         guard (1...MachineConfig.maximumCPUs).contains(config.cpuCount) else {
@@ -133,6 +145,13 @@ public final class Machine: @unchecked Sendable {
             }
         } catch { throw .kvm(error) }
 
+        if emulatingHost {
+            // A stock kernel's first system call from /init faults at the kernel's syscall
+            // entry (error 0x15: user instruction fetch) and init dies.
+            consoleState.withLock {
+                $0.scanner.watch(LineWatch(name: Machine.halfDoneSyscallWatch, allOf: ["[1]: segfault at ffffffff", " error 15"]))
+            }
+        }
         lineHolder.machine = self
         resetHolder.machine = self
         ports.machine = self
@@ -176,8 +195,10 @@ public final class Machine: @unchecked Sendable {
             stop(.powerOff)
         case .restarting:
             break
-        case .matched:
+        case let .matched(needle, _) where needle == Machine.halfDoneSyscallWatch:
             consoleState.withLock { $0.syscallLikelyBroken = true }
+        case .matched:
+            break
         }
     }
 

@@ -18,10 +18,11 @@ final class TinyGuestTests: XCTestCase {
         let exit: MachineExit
         let bytes: [UInt8]
         let fixups: Int
+        let mmioExits: UInt64
         var output: String { String(decoding: bytes, as: UTF8.self) }
     }
 
-    func runGuest(_ code: [UInt8], timeout: Double? = 20, cpus: Int = 1) throws -> Run {
+    static func runGuest(_ code: [UInt8], timeout: Double? = 20, cpus: Int = 1) throws -> Run {
         try XCTSkipUnless(access("/dev/kvm", F_OK) == 0, "needs /dev/kvm")
         let path = "/tmp/svm-tiny-guest-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).bin"
         defer { unlink(path) }
@@ -50,18 +51,19 @@ final class TinyGuestTests: XCTestCase {
             output += buf[0..<n]
         }
         close(pipeFDs[0])
-        return Run(exit: exit, bytes: output, fixups: machine.instructionsCompleted)
+        return Run(exit: exit, bytes: output, fixups: machine.instructionsCompleted,
+                   mmioExits: machine.exitCounts.mmio)
     }
 
     func testSerialOutputThenResetEndsWithReset() throws {
-        let r = try runGuest(Self.serialData + Self.putChar("O") + Self.putChar("K") + Self.reset)
+        let r = try Self.runGuest(Self.serialData + Self.putChar("O") + Self.putChar("K") + Self.reset)
         XCTAssertEqual(r.exit, .reset)
         XCTAssertEqual(r.output, "OK")
     }
 
     func testUnknownPortsReadAllOnes() throws {
         // in al, 0x99 ; out dx, al  -> 0xFF on the console.
-        let r = try runGuest(Self.serialData + [0xE4, 0x99, 0xEE] + Self.reset)
+        let r = try Self.runGuest(Self.serialData + [0xE4, 0x99, 0xEE] + Self.reset)
         XCTAssertEqual(r.exit, .reset)
         XCTAssertEqual(r.bytes, [0xFF])
     }
@@ -69,20 +71,20 @@ final class TinyGuestTests: XCTestCase {
     func testSerialScratchRegisterRoundTrip() throws {
         // mov dx,0x3ff; mov al,'S'; out dx,al; in al,dx; mov dx,0x3f8; out dx,al
         let code: [UInt8] = [0xBA, 0xFF, 0x03, 0xB0, 0x53, 0xEE, 0xEC, 0xBA, 0xF8, 0x03, 0xEE] + Self.reset
-        let r = try runGuest(code)
+        let r = try Self.runGuest(code)
         XCTAssertEqual(r.output, "S")
     }
 
     func testTimeoutStopsASpinningGuest() throws {
         let start = Machine.monotonicSeconds()
-        let r = try runGuest([0xEB, 0xFE], timeout: 0.5)  // jmp $
+        let r = try Self.runGuest([0xEB, 0xFE], timeout: 0.5)  // jmp $
         XCTAssertEqual(r.exit, .timedOut)
         XCTAssertLessThan(Machine.monotonicSeconds() - start, 10)
     }
 
     func testTwoVCPUsStopCleanly() throws {
         // The AP waits for SIPI forever; the BSP resets. Both threads must end.
-        let r = try runGuest(Self.serialData + Self.putChar("2") + Self.reset, cpus: 2)
+        let r = try Self.runGuest(Self.serialData + Self.putChar("2") + Self.reset, cpus: 2)
         XCTAssertEqual(r.exit, .reset)
         XCTAssertEqual(r.output, "2")
     }
@@ -100,13 +102,13 @@ final class TinyGuestTests: XCTestCase {
         code += Self.putChar("A") + Self.reset
         code += [UInt8](repeating: 0x90, count: handlerOffset - code.count)
         code += [0xB0, 0x42, 0xEE, 0xCF]                                   // mov al,'B'; out dx,al; iret
-        let r = try runGuest(code)
+        let r = try Self.runGuest(code)
         XCTAssertEqual(r.exit, .reset)
         XCTAssertEqual(r.output, "BA")
     }
 
     func testFwaitIsExecutedOrCompleted() throws {
-        let r = try runGuest(Self.serialData + [0x9B] + Self.putChar("W") + Self.reset)
+        let r = try Self.runGuest(Self.serialData + [0x9B] + Self.putChar("W") + Self.reset)
         XCTAssertEqual(r.exit, .reset)
         XCTAssertEqual(r.output, "W")
         // Where KVM emulates real-mode code, its emulator cannot run fwait: svm completes it.
