@@ -9,8 +9,15 @@ public enum GuestCommandLine {
     /// On hosts whose KVM emulates guest kernel code: hide features its emulator cannot
     /// execute, skip the cpuidle poll loop, and turn off KVM paravirtual features (with them
     /// a 2-vCPU guest hangs during SMP bring-up there).
-    public static let emulatingHost =
-        "noxsave clearcpuid=smap,xsave,popcnt,fsgsbase,rdrand,rdseed,bmi1,bmi2,movbe,rdpid,pku,umip,erms,fsrm,avx,avx2,avx512f,lzcnt,abm,adx,sha_ni,aes,pclmulqdq,clflushopt,clwb,invpcid,pcid,rdtscp,x2apic,tsc_deadline_timer cpuidle.off=1 nopv"
+    public static let emulatingHost = "noxsave clearcpuid=\(hiddenFeatures) cpuidle.off=1 nopv"
+
+    /// Linux 6.1 reads at most 127 characters of `clearcpuid=`, so this list is ordered by
+    /// what matters: instructions the emulator cannot execute in kernel code (smap's
+    /// clac/stac, xsave, popcnt, fsgsbase, rdrand/rdseed, rdpid, pku), string copies done a
+    /// byte per emulated iteration (erms/fsrm make memcpy use `rep movsb`), then the rest.
+    /// CPUID hides the same features and more (see CPUIDSetup).
+    public static let hiddenFeatures =
+        "smap,xsave,popcnt,fsgsbase,rdrand,rdseed,erms,fsrm,rdpid,pku,umip,x2apic,tsc_deadline_timer,invpcid,pcid,rdtscp,abm,bmi1,bmi2"
 
     public static func build(user: String, emulatingHost: Bool) -> String {
         var parts = [base]

@@ -56,3 +56,11 @@ final class BootOptionsTests: XCTestCase {
         XCTAssertTrue(emulating.contains("nopv"))
     }
 }
+
+final class GuestCommandLineTests: XCTestCase {
+    /// Linux 6.1 copies clearcpuid= into a 128-byte buffer: a longer list is cut silently.
+    func testClearCPUIDListFitsTheKernelsBuffer() {
+        XCTAssertLessThanOrEqual(GuestCommandLine.hiddenFeatures.utf8.count, 127)
+        XCTAssertTrue(GuestCommandLine.hiddenFeatures.hasPrefix("smap,xsave,popcnt"))
+    }
+}
