@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "Machine",
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "HostIO", "InstructionFixup", "CKVM"]),
         .executableTarget(name: "svm", dependencies: ["Machine", "HostIO"]),
+        // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
+        .target(name: "Sandbox"),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
@@ -35,5 +37,6 @@ let package = Package(
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
     ]
 )
