@@ -41,6 +41,10 @@
 #define FLAG_HAS_STDIN 1u
 #define FLAG_TTY 2u
 #define VOL_READ_ONLY 1u
+/* Where the consoles are; a namespace test points this at pty slaves bound elsewhere. */
+#ifndef HVC
+#define HVC "/dev/hvc"
+#endif
 
 struct job {
 	uint32_t flags, uid, gid, rows, cols, nvol;
@@ -323,7 +327,7 @@ static void make_raw(int fd)
  * hvc0 is made raw later, once the job says whether it is the program's terminal. */
 static void open_channels(void)
 {
-	ctl_in = open("/dev/hvc2", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ctl_in = open(HVC "2", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (ctl_in < 0) {
 		/* ENOENT: no hvc driver; ENODEV: the minor exists but no port backs it. */
 		console_mode = 1;
@@ -334,12 +338,12 @@ static void open_channels(void)
 	}
 	ctl_out = ctl_in;
 	make_raw(ctl_in);
-	out_fd = open("/dev/hvc0", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	out_fd = open(HVC "0", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (out_fd < 0)
-		fail("open /dev/hvc0: %s", strerror(errno));
-	err_fd = open("/dev/hvc1", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+		fail("open " HVC "0: %s", strerror(errno));
+	err_fd = open(HVC "1", O_WRONLY | O_NOCTTY | O_CLOEXEC);
 	if (err_fd < 0)
-		fail("open /dev/hvc1: %s", strerror(errno));
+		fail("open " HVC "1: %s", strerror(errno));
 	make_raw(err_fd);
 }
 #endif
@@ -366,7 +370,7 @@ static void child(const struct job *j, const sigset_t *mask, int tty, int in, in
 	setsid();
 	if (tty) {
 		if (ioctl(out, TIOCSCTTY, 0))
-			child_fail(errpipe, "ioctl TIOCSCTTY", "/dev/hvc0");
+			child_fail(errpipe, "ioctl TIOCSCTTY", HVC "0");
 	}
 	/* fds 0-2 are always in use in the init (see main), so dup2 never hits its own fd. */
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
