@@ -27,6 +27,8 @@ let package = Package(
         // Builds and runs a VM from a MachineConfig.
         .target(name: "Machine",
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "HostIO", "InstructionFixup", "CKVM"]),
+        // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
+        .target(name: "Sandbox"),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
         .target(name: "SVMCommand", dependencies: ["Machine", "HostIO"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
@@ -39,5 +41,6 @@ let package = Package(
         .testTarget(name: "HostIOTests", dependencies: ["HostIO"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
     ]
 )

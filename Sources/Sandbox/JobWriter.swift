@@ -1,0 +1,132 @@
+/// What the guest init runs: the `/svm/job` file of the initramfs (format in
+/// firmware/init/PROTOCOL.md).
+public struct SandboxJob: Sendable, Equatable {
+    /// A host directory packed under `/svm/volumes/N/` (N = index in `volumes`) and
+    /// bind-mounted by the init at `guestPath`.
+    public struct Volume: Sendable, Equatable {
+        public var guestPath: String
+        public var readOnly: Bool
+
+        public init(guestPath: String, readOnly: Bool) {
+            self.guestPath = guestPath
+            self.readOnly = readOnly
+        }
+    }
+
+    /// uid/gid 65534 ("nobody"): the default identity of the program.
+    public static let nobody: UInt32 = 65534
+
+    /// argv[0] is the absolute guest path that is executed (no PATH search in the guest).
+    public var argv: [String]
+    /// "KEY=VALUE" strings, passed to execve exactly (the init adds nothing).
+    public var env: [String]
+    public var workdir: String
+    public var uid: UInt32
+    public var gid: UInt32
+    /// The host forwards stdin as 'I'/'E' frames; otherwise the program's stdin is /dev/null.
+    public var hasStdin: Bool
+    /// The program gets /dev/hvc0 as its controlling terminal (stdin, stdout and stderr).
+    public var tty: Bool
+    /// Initial terminal size for `tty` (0 = unknown).
+    public var terminalRows: UInt16
+    public var terminalColumns: UInt16
+    public var volumes: [Volume]
+
+    public init(argv: [String], env: [String] = [], workdir: String = "/", uid: UInt32 = nobody,
+                gid: UInt32 = nobody, hasStdin: Bool = false, tty: Bool = false,
+                terminalRows: UInt16 = 0, terminalColumns: UInt16 = 0, volumes: [Volume] = []) {
+        self.argv = argv
+        self.env = env
+        self.workdir = workdir
+        self.uid = uid
+        self.gid = gid
+        self.hasStdin = hasStdin
+        self.tty = tty
+        self.terminalRows = terminalRows
+        self.terminalColumns = terminalColumns
+        self.volumes = volumes
+    }
+}
+
+public enum JobError: Error, Equatable, CustomStringConvertible {
+    case emptyArgv
+    /// A path that must be absolute is not (argv[0], workdir, a volume's guest path).
+    case notAbsolute(field: String, value: String)
+    /// Strings become C strings in the guest.
+    case containsNUL(field: String)
+    case invalidEnvironment(String)
+    case invalidVolumePath(String)
+    case tooLarge(bytes: Int)
+
+    public var description: String {
+        switch self {
+        case .emptyArgv: return "svm run: no program given"
+        case let .notAbsolute(field, value): return "\(field) \(value.debugDescription) must be an absolute guest path"
+        case let .containsNUL(field): return "\(field) contains a NUL byte"
+        case let .invalidEnvironment(s): return "environment entry \(s.debugDescription) is not KEY=VALUE"
+        case let .invalidVolumePath(p): return "volume guest path \(p.debugDescription) is not usable (\"/\" or a \"..\" component)"
+        case let .tooLarge(n): return "job is \(n) bytes, more than the init accepts (\(JobWriter.maxSize))"
+        }
+    }
+}
+
+/// Encodes `/svm/job`. All integers are u32 little-endian; a string is its u32 byte length
+/// followed by its UTF-8 bytes (no terminator):
+///
+///     "SVMJ" u32 version(1) u32 flags(bit0 has_stdin, bit1 tty) u32 uid u32 gid
+///     u32 rows u32 cols
+///     u32 argc  argc × string
+///     u32 envc  envc × string
+///     string workdir
+///     u32 nvol  nvol × (string guest_path, u32 flags(bit0 read_only))
+public enum JobWriter {
+    public static let magic: [UInt8] = Array("SVMJ".utf8)
+    public static let version: UInt32 = 1
+    public static let flagHasStdin: UInt32 = 1 << 0
+    public static let flagTTY: UInt32 = 1 << 1
+    public static let volumeReadOnly: UInt32 = 1 << 0
+    /// The init refuses larger jobs.
+    public static let maxSize = 16 << 20
+
+    public static func encode(_ job: SandboxJob) throws -> [UInt8] {
+        guard let program = job.argv.first else { throw JobError.emptyArgv }
+        guard program.hasPrefix("/") else { throw JobError.notAbsolute(field: "program", value: program) }
+        guard job.workdir.hasPrefix("/") else { throw JobError.notAbsolute(field: "workdir", value: job.workdir) }
+        for e in job.env {
+            guard let eq = e.firstIndex(of: "="), eq != e.startIndex else { throw JobError.invalidEnvironment(e) }
+        }
+        for v in job.volumes {
+            guard v.guestPath.hasPrefix("/") else { throw JobError.notAbsolute(field: "volume", value: v.guestPath) }
+            let parts = v.guestPath.split(separator: "/")
+            guard !parts.isEmpty, !parts.contains("..") else { throw JobError.invalidVolumePath(v.guestPath) }
+        }
+
+        var out = magic
+        func u32(_ v: UInt32) { for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
+        func string(_ s: String, _ field: String) throws {
+            let b = Array(s.utf8)
+            guard !b.contains(0) else { throw JobError.containsNUL(field: field) }
+            guard b.count <= maxSize else { throw JobError.tooLarge(bytes: b.count) }
+            u32(UInt32(b.count))
+            out += b
+        }
+        u32(version)
+        u32((job.hasStdin ? flagHasStdin : 0) | (job.tty ? flagTTY : 0))
+        u32(job.uid)
+        u32(job.gid)
+        u32(UInt32(job.terminalRows))
+        u32(UInt32(job.terminalColumns))
+        u32(UInt32(job.argv.count))
+        for a in job.argv { try string(a, "argument") }
+        u32(UInt32(job.env.count))
+        for e in job.env { try string(e, "environment entry") }
+        try string(job.workdir, "workdir")
+        u32(UInt32(job.volumes.count))
+        for v in job.volumes {
+            try string(v.guestPath, "volume path")
+            u32(v.readOnly ? volumeReadOnly : 0)
+        }
+        guard out.count <= maxSize else { throw JobError.tooLarge(bytes: out.count) }
+        return out
+    }
+}
