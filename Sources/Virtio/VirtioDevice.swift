@@ -35,3 +35,21 @@ public protocol VirtioDevice: AnyObject, Sendable {
     /// Back to the pre-activation state: queues dropped, pending work discarded.
     func reset()
 }
+
+/// What a device holds between `activate` and `reset`.
+struct ActiveQueues {
+    let memory: GuestMemory
+    var queues: [Virtqueue]
+    let features: UInt64
+    let interrupt: VirtioInterrupt
+
+    /// Pops every well-formed chain of queue `index`, hands it to `body`, returns it with
+    /// the used length `body` gives, then interrupts the driver if it asked for it.
+    mutating func drain(_ index: Int, _ body: (DescriptorChain) -> UInt32) {
+        guard queues.indices.contains(index) else { return }
+        while let chain = queues[index].nextRequest(interrupt: interrupt) {
+            queues[index].addUsed(head: chain.head, length: body(chain))
+        }
+        queues[index].signalUsedIfNeeded(interrupt)
+    }
+}
