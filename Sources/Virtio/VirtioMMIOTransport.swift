@@ -48,6 +48,10 @@ public final class VirtioMMIOTransport: Sendable {
         static let queueDriverHigh: UInt64 = 0x094
         static let queueDeviceLow: UInt64 = 0x0a0
         static let queueDeviceHigh: UInt64 = 0x0a4
+        static let shmLenLow: UInt64 = 0x0b0
+        static let shmLenHigh: UInt64 = 0x0b4
+        static let shmBaseLow: UInt64 = 0x0b8
+        static let shmBaseHigh: UInt64 = 0x0bc
         static let configGeneration: UInt64 = 0x0fc
     }
 
@@ -144,6 +148,8 @@ public final class VirtioMMIOTransport: Sendable {
         case Register.queueDeviceLow: return UInt32(truncatingIfNeeded: queue?.deviceArea ?? 0)
         case Register.queueDeviceHigh: return UInt32(truncatingIfNeeded: (queue?.deviceArea ?? 0) >> 32)
         case Register.configGeneration: return interrupt.configGeneration
+        case Register.shmLenLow, Register.shmLenHigh, Register.shmBaseLow, Register.shmBaseHigh:
+            return 0xffff_ffff // no shared memory regions (virtio 1.x §4.2.2.2: all ones)
         default: return 0
         }
     }

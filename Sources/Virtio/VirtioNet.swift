@@ -51,6 +51,15 @@ public final class VirtioNet: VirtioDevice {
         config = c
     }
 
+    /// A device on the TAP interface `tapInterface` (see `TapBackend`).
+    public convenience init(mac: MACAddress, tapInterface: String) throws(TapError) {
+        self.init(mac: mac, backend: try TapBackend(interfaceName: tapInterface))
+    }
+
+    /// The descriptor the Machine polls for input (EPOLLIN, edge-triggered is enough),
+    /// calling `processBackendInput()` when it is readable; nil for non-TAP backends.
+    public var backendFileDescriptor: Int32? { (backend as? TapBackend)?.fileDescriptor }
+
     public var deviceType: UInt32 { VirtioDeviceType.net }
     public var queueCount: Int { 2 }
     public var maxQueueSize: UInt16 { Self.queueSize }

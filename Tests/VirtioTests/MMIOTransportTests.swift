@@ -16,6 +16,7 @@ final class MMIOTransportTests: XCTestCase {
         XCTAssertEqual(d.transport.read(offset: Reg.magic, size: 2), 0)
         XCTAssertEqual(d.transport.read(offset: Reg.magic + 1, size: 4), 0)
         XCTAssertEqual(d.transport.read(offset: 0x200, size: 4), 0, "past the window")
+        XCTAssertEqual(d.read(0x0b0), 0xffff_ffff, "no shared memory region")
     }
 
     func testConfigSpaceIsForwardedFrom0x100() throws {
