@@ -158,8 +158,11 @@ public struct Virtqueue: Sendable {
         var tableEntries = UInt32(size)
         var inIndirect = false
         var index = head
-        // The spec bounds a chain by the queue size, direct and indirect descriptors
-        // together; a loop hits this bound.
+        // Descriptors left before the chain counts as a loop: the queue size for the
+        // descriptors in the ring (a chain can use each at most once), then the table's
+        // length for an indirect table. The latter is not capped at the queue size: Linux
+        // sizes indirect tables by its scatter-gather limit (virtio-blk: seg_max + 2) even
+        // when it had to settle for a smaller ring; 32768 bounds the walk all the same.
         var remaining = Int(size)
 
         while true {
@@ -184,6 +187,7 @@ public struct Virtqueue: Sendable {
                 tableEntries = d.length / 16
                 inIndirect = true
                 index = 0
+                remaining = min(Int(tableEntries), Int(Self.maximumSize))
                 continue
             }
 

@@ -64,6 +64,17 @@ final class VirtqueueTests: XCTestCase {
         XCTAssertEqual(chain.writableLength, 32)
     }
 
+    func testIndirectTableLongerThanASmallRingIsAccepted() throws {
+        // Linux sizes indirect tables by seg_max + 2, even on a ring it had to shrink.
+        let d = try TestDriver(size: 4)
+        var q = try d.makeQueue(indirect: true)
+        let buffers = (0..<7).map { d.buffer([UInt8($0)]) } + [d.writableBuffer(1)]
+        d.post(d.writeIndirectChain(buffers))
+        let chain = try XCTUnwrap(q.popAvailable())
+        XCTAssertEqual(try chain.readAll(), [0, 1, 2, 3, 4, 5, 6])
+        XCTAssertEqual(chain.writableLength, 1)
+    }
+
     func testDirectDescriptorsFollowedByAnIndirectTable() throws {
         // Allowed by virtio 1.x §2.7.5.3.2: zero or more chained descriptors, then one indirect.
         let d = try TestDriver()
