@@ -20,6 +20,9 @@ let package = Package(
         .target(name: "Boot", dependencies: ["Memory"]),
         // Emulated devices (UART, i8042, CMOS) behind the port-I/O / MMIO bus.
         .target(name: "Devices", dependencies: ["Memory"]),
+        // virtio 1.x: split virtqueues, the virtio-mmio transport and the blk/net/console/rng
+        // devices. Transport- and KVM-independent; every guest access goes through GuestMemory.
+        .target(name: "Virtio", dependencies: ["Memory"]),
         // Host-side plumbing: terminal raw mode, epoll, eventfd, signals.
         .target(name: "HostIO", dependencies: ["CKVM"]),
         // Completes instructions that a nested KVM's emulator cannot run.
@@ -36,6 +39,7 @@ let package = Package(
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
         .testTarget(name: "HostIOTests", dependencies: ["HostIO"]),

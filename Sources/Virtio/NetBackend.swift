@@ -1,0 +1,42 @@
+/// Where a virtio-net device sends and receives Ethernet frames (without any virtio-net
+/// header: the device adds and strips it). The TAP backend is the real one; tests use a
+/// fake.
+public protocol NetBackend: AnyObject, Sendable {
+    /// Sends one frame. Errors (the host queue is full, the interface is down) drop it.
+    func send(_ frame: [UInt8]) throws
+    /// Reads one waiting frame into `buffer` and returns its length, or nil if none is
+    /// waiting. A frame longer than `buffer` may be truncated by the backend.
+    func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int?
+}
+
+/// A 48-bit Ethernet address.
+public struct MACAddress: Equatable, Sendable, CustomStringConvertible {
+    public let bytes: [UInt8]
+
+    public init(_ b0: UInt8, _ b1: UInt8, _ b2: UInt8, _ b3: UInt8, _ b4: UInt8, _ b5: UInt8) {
+        bytes = [b0, b1, b2, b3, b4, b5]
+    }
+
+    /// Parses "52:54:00:12:34:56"; nil unless it is six hex bytes separated by colons.
+    public init?(_ string: String) {
+        let parts = string.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6 else { return nil }
+        var b: [UInt8] = []
+        for p in parts {
+            guard p.count == 2, let v = UInt8(p, radix: 16) else { return nil }
+            b.append(v)
+        }
+        bytes = b
+    }
+
+    /// A random locally administered unicast address (first byte xxxxxx10).
+    public static func random() -> MACAddress {
+        var g = SystemRandomNumberGenerator()
+        let r = (0..<6).map { _ in UInt8.random(in: 0...255, using: &g) }
+        return MACAddress((r[0] & 0xfc) | 0x02, r[1], r[2], r[3], r[4], r[5])
+    }
+
+    public var description: String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+    }
+}
