@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "InstructionFixup"),
         // Builds and runs a VM from a MachineConfig.
         .target(name: "Machine",
-                dependencies: ["KVM", "Memory", "Boot", "Devices", "HostIO", "InstructionFixup", "CKVM"]),
+                dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "HostIO", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
         .target(name: "Sandbox"),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.

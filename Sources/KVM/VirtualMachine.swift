@@ -63,13 +63,18 @@ public final class VirtualMachine: @unchecked Sendable {
     }
 
     /// Makes guest writes to an MMIO (or port) address signal `eventfd` instead of exiting.
+    /// With `datamatch`, only writes of that value signal (one eventfd per virtqueue).
     public func registerIOEventFD(eventfd: Int32, address: UInt64, length: UInt32,
-                                  port: Bool = false) throws(KVMError) {
+                                  datamatch: UInt64? = nil, port: Bool = false) throws(KVMError) {
         var e = kvm_ioeventfd()
         e.addr = address
         e.len = length
         e.fd = eventfd
         e.flags = port ? CKVM_IOEVENTFD_FLAG_PIO : 0
+        if let datamatch {
+            e.datamatch = datamatch
+            e.flags |= CKVM_IOEVENTFD_FLAG_DATAMATCH
+        }
         _ = try check("KVM_IOEVENTFD 0x\(String(address, radix: 16))") { ckvm_ioctl_ptr(fd, CKVM_KVM_IOEVENTFD, &e) }
     }
 

@@ -24,6 +24,10 @@ extension Machine {
     func startConsoleInput() -> ConsoleInput? {
         guard let fd = config.consoleInputFD, let wake = try? EventFD() else { return nil }
         let interactive = isatty(fd) == 1
+        let toVirtio = config.inputToVirtioConsole ? virtio.consoles.first : nil
+        let deliver: @Sendable ([UInt8]) -> Void = { [serial] bytes in
+            if let console = toVirtio { console.receive(bytes) } else { serial.receive(bytes) }
+        }
         let thread = HostThread { [self] in
             var escape = ConsoleEscape()
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
@@ -43,14 +47,14 @@ extension Machine {
                 if interactive {
                     switch escape.feed(bytes) {
                     case let .forward(out):
-                        if !out.isEmpty { serial.receive(out) }
+                        if !out.isEmpty { deliver(out) }
                     case let .quit(first):
-                        if !first.isEmpty { serial.receive(first) }
+                        if !first.isEmpty { deliver(first) }
                         stop(.userQuit)
                         return
                     }
                 } else {
-                    serial.receive(bytes)
+                    deliver(bytes)
                 }
             }
         }

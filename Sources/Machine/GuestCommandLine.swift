@@ -19,8 +19,9 @@ public enum GuestCommandLine {
     public static let hiddenFeatures =
         "smap,xsave,popcnt,fsgsbase,rdrand,rdseed,erms,fsrm,rdpid,pku,umip,x2apic,tsc_deadline_timer,invpcid,pcid,rdtscp,abm,bmi1,bmi2"
 
-    public static func build(user: String, emulatingHost: Bool) -> String {
+    public static func build(user: String, emulatingHost: Bool, devices: [String] = []) -> String {
         var parts = [base]
+        parts += devices
         if emulatingHost { parts.append(Self.emulatingHost) }
         let trimmed = user.trimmingWhitespace()
         if !trimmed.isEmpty { parts.append(trimmed) }

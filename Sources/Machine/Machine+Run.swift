@@ -19,6 +19,10 @@ extension Machine {
             threads.append(t)
         }
         let input = startConsoleInput()
+        var eventLoop: DeviceEventLoop?
+        if !virtio.devices.isEmpty {
+            do { eventLoop = try DeviceEventLoop(devices: virtio) } catch { stop(.hostFailure("\(error)")) }
+        }
 
         let start = Machine.monotonicSeconds()
         let deadline = config.timeout.map { start + $0 }
@@ -49,6 +53,7 @@ extension Machine {
         for t in threads { t.signal(Signals.vcpuKick) }
         for t in threads { t.join() }
         input?.stop()
+        eventLoop?.stop()
         return exitState.withLock { $0 } ?? .hostFailure("VM stopped without a reason")
     }
 
@@ -132,11 +137,19 @@ extension Machine {
         }
     }
 
-    /// No MMIO devices yet: reads return all ones, writes are dropped.
+    /// virtio-mmio windows go to their transports; anything else reads as all ones and
+    /// drops writes.
     @inline(__always)
     func handleMMIO(_ run: UnsafeMutablePointer<kvm_run>) {
-        if run.pointee.mmio.is_write == 0 {
-            withUnsafeMutableBytes(of: &run.pointee.mmio.data) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0xFF) }
+        let address = run.pointee.mmio.phys_addr
+        let length = Int(min(run.pointee.mmio.len, 8))
+        let isWrite = run.pointee.mmio.is_write != 0
+        let virtio = self.virtio
+        withUnsafeMutableBytes(of: &run.pointee.mmio.data) { raw in
+            let data = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
+            if !virtio.handle(address: address, data: data, isWrite: isWrite), !isWrite {
+                _ = data.initializeMemory(as: UInt8.self, repeating: 0xFF)
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ import HostIO
 import KVM
 import Memory
 import Synchronization
+import Virtio
 
 /// One virtual machine: built from a `MachineConfig` by `init`, run to its end by `run()`.
 ///
@@ -28,6 +29,10 @@ public final class Machine: @unchecked Sendable {
     let i8042: I8042
     let cmos: CMOS
     let ports: PortDispatch
+    let virtio: VirtioDevices
+
+    /// The virtio consoles, in config order (hvc0, hvc1, …), for feeding them input.
+    public var virtioConsoles: [VirtioConsole] { virtio.consoles }
 
     // Ending.
     let exitState = Mutex<MachineExit?>(nil)
@@ -79,9 +84,23 @@ public final class Machine: @unchecked Sendable {
             do { _ = try detectKernelFormat(kernel) } catch { throw .boot(error) }
         }
 
+        // Consoles the kernel prints to are scanned for panics like the serial port.
+        let lineHolder = ConsoleSink()
+        var virtioConfig = config
+        virtioConfig.virtioConsoles = config.virtioConsoles.map { console in
+            guard console.scanForGuestEvents else { return console }
+            let output = console.output
+            return VirtioConsoleConfig(scanForGuestEvents: true) { bytes in
+                output(bytes)
+                lineHolder.scan(bytes)
+            }
+        }
+        virtio = try VirtioDevices(config: virtioConfig)
+
         do { system = try KVMSystem() } catch { throw .kvmUnavailable(error) }
         emulatingHost = KVMSystem.hostEmulatesGuestKernel
-        commandLine = GuestCommandLine.build(user: config.commandLine, emulatingHost: emulatingHost)
+        commandLine = GuestCommandLine.build(user: config.commandLine, emulatingHost: emulatingHost,
+                                             devices: virtio.commandLineEntries)
 
         do {
             vm = try system.createVM()
@@ -99,6 +118,7 @@ public final class Machine: @unchecked Sendable {
                                            size: region.size, host: memory.hostBase + Int(region.hostOffset))
             }
         } catch { throw .kvm(error) }
+        try virtio.attach(to: vm, memory: memory)
 
         if config.flatImage {
             do { try memory.write(kernel, at: MachineConfig.flatImageAddress) } catch { throw .memory(error) }
@@ -117,7 +137,6 @@ public final class Machine: @unchecked Sendable {
         // they only run while `run()` keeps self alive.
         let outputFD = config.consoleOutputFD
         let vmRef = vm
-        let lineHolder = ConsoleSink()
         serial = Serial16550(
             output: { bytes in lineHolder.deliver(bytes, fd: outputFD) },
             interrupt: { level in try? vmRef.setIRQLine(Machine.serialIRQ, level: level) })
@@ -178,6 +197,10 @@ public final class Machine: @unchecked Sendable {
     /// Console output: to the user, and through the scanner that spots panics and power-off.
     func consoleOutput(_ bytes: [UInt8], fd: Int32) {
         ConsoleSink.writeAll(bytes, fd: fd)
+        scanConsole(bytes)
+    }
+
+    func scanConsole(_ bytes: [UInt8]) {
         let events = consoleState.withLock { state in state.scanner.feed(bytes) }
         for event in events { handle(event) }
     }
@@ -223,6 +246,8 @@ final class ConsoleSink: @unchecked Sendable {
     func deliver(_ bytes: [UInt8], fd: Int32) {
         if let m = machine { m.consoleOutput(bytes, fd: fd) } else { Self.writeAll(bytes, fd: fd) }
     }
+
+    func scan(_ bytes: [UInt8]) { machine?.scanConsole(bytes) }
 
     static func writeAll(_ bytes: [UInt8], fd: Int32) {
         bytes.withUnsafeBytes { buf in

@@ -2,7 +2,7 @@ import Machine
 
 /// `svm boot` flags, parsed and checked. Parsing never touches the file system; the
 /// Machine reports missing or malformed files itself.
-public struct BootOptions: Equatable, Sendable {
+public struct BootOptions: Sendable {
     public var kernel: String?
     public var initrd: String?
     public var firmware: String?
@@ -11,6 +11,9 @@ public struct BootOptions: Equatable, Sendable {
     public var cpus = 1
     public var timeout: Double?
     public var help = false
+    public var disks: [DiskConfig] = []
+    public var networks: [NetworkConfig] = []
+    public var virtioConsole = false
 
     public init() {}
 
@@ -66,6 +69,15 @@ public struct BootOptions: Equatable, Sendable {
                     throw UsageError("--timeout \(text): must be a positive number of seconds")
                 }
                 o.timeout = s
+            case "--disk", "-d": o.disks.append(try parseDisk(try next()))
+            case "--net", "-n": o.networks.append(try parseNetwork(try next()))
+            case "--console":
+                let text = try next()
+                switch text {
+                case "serial": o.virtioConsole = false
+                case "virtio": o.virtioConsole = true
+                default: throw UsageError("--console \(text): must be serial or virtio")
+                }
             case "--help", "-h": o.help = true
             default:
                 throw UsageError("unknown option \(arguments[i]) (see svm boot --help)")
@@ -76,5 +88,33 @@ public struct BootOptions: Equatable, Sendable {
             throw UsageError("--firmware cannot be combined with --kernel or --initrd")
         }
         return o
+    }
+
+    /// `PATH[,readonly]` (also `ro`).
+    static func parseDisk(_ text: String) throws(UsageError) -> DiskConfig {
+        var parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let path = parts.removeFirst()
+        guard !path.isEmpty else { throw UsageError("--disk \(text): needs a path") }
+        var disk = DiskConfig(path: path)
+        for option in parts {
+            switch option {
+            case "readonly", "ro": disk.readOnly = true
+            default: throw UsageError("--disk \(text): unknown option '\(option)' (only readonly)")
+            }
+        }
+        return disk
+    }
+
+    /// `tap=NAME[,mac=XX:XX:XX:XX:XX:XX]`.
+    static func parseNetwork(_ text: String) throws(UsageError) -> NetworkConfig {
+        var tap: String?
+        var mac: String?
+        for option in text.split(separator: ",") {
+            if option.hasPrefix("tap=") { tap = String(option.dropFirst(4)) }
+            else if option.hasPrefix("mac=") { mac = String(option.dropFirst(4)) }
+            else { throw UsageError("--net \(text): unknown option '\(option)' (tap=NAME[,mac=MAC])") }
+        }
+        guard let tap, !tap.isEmpty else { throw UsageError("--net \(text): needs tap=NAME") }
+        return NetworkConfig(tapName: tap, mac: mac)
     }
 }

@@ -14,8 +14,9 @@ enum HelpText {
     static let boot = """
     Usage: svm boot [options]
 
-    Boots a Linux kernel directly (no BIOS) with its serial console on stdin/stdout.
-    All guest RAM is allocated and faulted in before the guest starts.
+    Boots a Linux kernel directly (no BIOS) with its console on stdin/stdout.
+    All guest RAM is allocated and faulted in before the guest starts. Every VM also has
+    a virtio-rng device, so the guest's entropy pool does not starve.
 
     Options:
       -k, --kernel PATH    kernel to boot: an ELF vmlinux with a PVH entry note, or a bzImage
@@ -30,6 +31,15 @@ enum HelpText {
                            parameters its machine needs in front (reboot=k panic=-1 acpi=off …,
                            and CPU-feature workarounds on hosts that emulate guest kernel code)
       -t, --timeout S      stop the VM after S seconds (exit status 124)
+      -d, --disk PATH[,readonly]
+                           a raw disk image as virtio-blk (/dev/vda, /dev/vdb, … in order);
+                           refused if another svm uses it read-write (advisory lock)
+      -n, --net tap=NAME[,mac=MAC]
+                           a virtio-net interface on an existing host TAP device
+                           (scripts/tap-setup creates and addresses one)
+          --console serial|virtio
+                           where the guest console is: the 16550 UART (ttyS0, default) or
+                           virtio-console (hvc0; early boot messages still come from ttyS0)
       -h, --help           this text
 
     Console: on a terminal, input is raw and goes to the guest; Ctrl-A x quits svm,

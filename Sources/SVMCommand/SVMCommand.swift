@@ -59,6 +59,17 @@ public enum SVMCommand {
         config.cpuCount = options.cpus
         config.timeout = options.timeout
         if let c = options.commandLine { config.commandLine = c }
+        config.disks = options.disks
+        config.networks = options.networks
+        if options.virtioConsole {
+            // The kernel prints to hvc0 (early messages still appear on the serial port
+            // until hvc0 registers), and typing goes to hvc0.
+            config.virtioConsoles = [VirtioConsoleConfig(scanForGuestEvents: true) { bytes in
+                writeAll(bytes, fd: 1)
+            }]
+            config.inputToVirtioConsole = true
+            if options.commandLine == nil { config.commandLine = "console=hvc0" }
+        }
         return runMachine(config)
     }
 
@@ -99,11 +110,14 @@ public enum SVMCommand {
 
     static func printErr(_ message: String, raw: Bool = false) {
         let text = raw ? message : "svm: \(message)\n"
-        let bytes = Array(text.utf8)
+        writeAll(Array(text.utf8), fd: 2)
+    }
+
+    static func writeAll(_ bytes: [UInt8], fd: Int32) {
         bytes.withUnsafeBytes { buf in
             var done = 0
             while done < buf.count {
-                let n = write(2, buf.baseAddress! + done, buf.count - done)
+                let n = write(fd, buf.baseAddress! + done, buf.count - done)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { return }
                 done += n

@@ -93,6 +93,13 @@ public final class VirtioNet: VirtioDevice {
         }
     }
 
+    /// False while the device cannot take frames (not activated, or holding one for want of
+    /// guest buffers): the event loop then stops polling the backend, which would
+    /// otherwise report it readable forever.
+    public var wantsBackendInput: Bool {
+        state.withLock { $0.active != nil && $0.heldFrame == nil }
+    }
+
     /// The backend has frames (its descriptor polled readable): move them to the guest.
     public func processBackendInput() {
         state.withLock { receive(&$0) }
