@@ -15,7 +15,7 @@ final class LinuxBootTests: XCTestCase {
         return String(cString: getenv("HOME") ?? strdup("/root")) + "/.cache/svm"
     }
 
-    func artifact(_ name: String) throws -> String {
+    static func artifact(_ name: String) throws -> String {
         try XCTSkipUnless(access("/dev/kvm", F_OK) == 0, "needs /dev/kvm")
         let path = Self.cacheDirectory + "/default/" + name
         guard access(path, R_OK) == 0 else {
@@ -45,8 +45,8 @@ final class LinuxBootTests: XCTestCase {
     /// PVH entry of the ELF vmlinux, 2 vCPUs: both CPUs come up, memory is right, and a
     /// reboot from the guest's shell ends svm with status 0.
     func testPVHTwoCPUsBootToShellAndReboot() throws {
-        let svm = try SVMProcess(arguments: ["boot", "--kernel", artifact("vmlinux"),
-                                             "--initrd", artifact("initramfs.cpio"),
+        let svm = try SVMProcess(arguments: ["boot", "--kernel", Self.artifact("vmlinux"),
+                                             "--initrd", Self.artifact("initramfs.cpio"),
                                              "--mem", "512M", "--cpus", "2"])
         guard let line = svm.waitForLine(containing: "svm-init: ready", timeout: Self.bootTimeout) else {
             return XCTFail("no init line; stdout tail:\n\(svm.stdoutText.suffix(3000))\nstderr:\n\(svm.stderrText)")
@@ -66,8 +66,8 @@ final class LinuxBootTests: XCTestCase {
     /// bzImage entry (64-bit boot protocol), 1 vCPU, 256M: memory and CPU count, then a
     /// kernel panic must end svm with status 1 and name the panic, not look like a reboot.
     func testBzImageOneCPUBootsAndPanicIsReported() throws {
-        let svm = try SVMProcess(arguments: ["boot", "--kernel", artifact("bzImage"),
-                                             "--initrd", artifact("initramfs.cpio"),
+        let svm = try SVMProcess(arguments: ["boot", "--kernel", Self.artifact("bzImage"),
+                                             "--initrd", Self.artifact("initramfs.cpio"),
                                              "--mem", "256M", "--cpus", "1"])
         guard let line = svm.waitForLine(containing: "svm-init: ready", timeout: Self.bootTimeout) else {
             return XCTFail("no init line; stdout tail:\n\(svm.stdoutText.suffix(3000))\nstderr:\n\(svm.stderrText)")

@@ -24,7 +24,8 @@ final class SVMProcess {
         return packageRoot + "/.build/debug/svm"
     }
 
-    init(arguments: [String]) throws {
+    /// `prefix` runs svm under another command, e.g. `ip netns exec NS`.
+    init(arguments: [String], prefix: [String] = []) throws {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0, pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
             throw XCTSkip("pipe failed")
@@ -36,10 +37,11 @@ final class SVMProcess {
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        let argv = ([Self.binary] + arguments).map { strdup($0) } + [nil]
+        let command = prefix + [Self.binary] + arguments
+        let argv = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child: pid_t = 0
-        let r = posix_spawn(&child, Self.binary, &actions, nil, argv, environ)
+        let r = posix_spawnp(&child, command[0], &actions, nil, argv, environ)
         posix_spawn_file_actions_destroy(&actions)
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard r == 0 else {
@@ -90,13 +92,13 @@ final class SVMProcess {
     func waitForLine(containing text: String, timeout: Double) -> String? {
         let deadline = Self.now() + timeout
         while Self.now() < deadline {
-            if let line = stdoutText.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+            if let line = stdoutText.split(whereSeparator: { $0.isNewline })
                 .first(where: { $0.contains(text) }) {
                 return String(line)
             }
             if exitStatus != nil || reap() != nil {
                 pump(milliseconds: 0)
-                return stdoutText.split(separator: "\n").first(where: { $0.contains(text) }).map(String.init)
+                return stdoutText.split(whereSeparator: { $0.isNewline }).first(where: { $0.contains(text) }).map(String.init)
             }
             pump(milliseconds: 200)
         }
