@@ -88,17 +88,23 @@ final class SVMProcess {
         }
     }
 
-    /// Waits until stdout contains `text` (returns the line holding it) or the time runs out.
+    /// Complete lines of stdout so far (a line still being written is not one yet).
+    var completeLines: [Substring] {
+        guard let end = stdout.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
+        let text = String(decoding: stdout[...end], as: UTF8.self)
+        return text.split(whereSeparator: { $0.isNewline })
+    }
+
+    /// Waits until a complete stdout line contains `text` (returns that line) or the time runs out.
     func waitForLine(containing text: String, timeout: Double) -> String? {
         let deadline = Self.now() + timeout
         while Self.now() < deadline {
-            if let line = stdoutText.split(whereSeparator: { $0.isNewline })
-                .first(where: { $0.contains(text) }) {
+            if let line = completeLines.first(where: { $0.contains(text) }) {
                 return String(line)
             }
             if exitStatus != nil || reap() != nil {
                 pump(milliseconds: 0)
-                return stdoutText.split(whereSeparator: { $0.isNewline }).first(where: { $0.contains(text) }).map(String.init)
+                return completeLines.first(where: { $0.contains(text) }).map(String.init)
             }
             pump(milliseconds: 200)
         }
