@@ -250,15 +250,7 @@ final class ConsoleSink: @unchecked Sendable {
     func scan(_ bytes: [UInt8]) { machine?.scanConsole(bytes) }
 
     static func writeAll(_ bytes: [UInt8], fd: Int32) {
-        bytes.withUnsafeBytes { buf in
-            var done = 0
-            while done < buf.count {
-                let n = write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }  // output closed: the guest keeps running
-                done += n
-            }
-        }
+        HostIO.writeAll(bytes, to: fd)  // output closed: the guest keeps running
     }
 }
 

@@ -114,14 +114,6 @@ public enum SVMCommand {
     }
 
     static func writeAll(_ bytes: [UInt8], fd: Int32) {
-        bytes.withUnsafeBytes { buf in
-            var done = 0
-            while done < buf.count {
-                let n = write(fd, buf.baseAddress! + done, buf.count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }
-                done += n
-            }
-        }
+        HostIO.writeAll(bytes, to: fd)
     }
 }
