@@ -88,6 +88,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.err.contains("timed out"), r.err)
     }
 
+    func testNoPermissionOnDevKVMIsBadInput() throws {
+        try XCTSkipUnless(access("/dev/kvm", F_OK) == 0, "needs /dev/kvm")
+        try XCTSkipUnless(getuid() == 0, "needs root to drop to an unprivileged user")
+        let path = tempFile([0xF4])
+        chmod(path, 0o644)
+        // As nobody, /dev/kvm (root:root 0600 or root:kvm 0660) cannot be opened.
+        let p = try SVMProcess(arguments: ["boot", "--firmware", path, "--mem", "16M"],
+                               prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        let status = p.waitForExit(timeout: 30)
+        XCTAssertEqual(status, 2, p.stderrText)
+        XCTAssertTrue(p.stderrText.contains("/dev/kvm"), p.stderrText)
+        XCTAssertEqual(p.stderrText.filter { $0 == "\n" }.count, 1, p.stderrText)
+    }
+
     func testSIGTERMEndsSVMWithStatus143() throws {
         try XCTSkipUnless(access("/dev/kvm", F_OK) == 0, "needs /dev/kvm")
         let path = tempFile([0xEB, 0xFE])
