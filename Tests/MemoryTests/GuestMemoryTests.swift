@@ -1,3 +1,4 @@
+import Glibc
 import XCTest
 @testable import Memory
 
@@ -51,5 +52,25 @@ final class GuestMemoryTests: XCTestCase {
         XCTAssertThrowsError(try GuestMemory(size: 0))
         XCTAssertThrowsError(try GuestMemory(size: (1 << 20) + 1))
         XCTAssertThrowsError(try GuestMemory(size: 1 << 50))
+    }
+}
+
+final class PopulationTests: XCTestCase {
+    func testPopulatedMemoryIsResidentAndZero() throws {
+        let size: UInt64 = 600 << 20  // more than one slice: several threads
+        let m = try GuestMemory(size: size, populate: true)
+        XCTAssertEqual(try m.read(UInt64.self, at: 0), 0)
+        XCTAssertEqual(try m.read(UInt64.self, at: size - 8), 0)
+        // Every page is resident before anything touched it (mincore).
+        let pages = Int(size / 4096)
+        var vec = [UInt8](repeating: 0, count: pages)
+        XCTAssertEqual(mincore(m.hostBase, Int(size), &vec), 0)
+        XCTAssertEqual(vec.filter { $0 & 1 == 0 }.count, 0, "pages not resident after populate")
+    }
+
+    func testThreadCountGrowsWithSizeButNotBeyondCores() {
+        XCTAssertEqual(Population.threadCount(for: 16 << 20), 1)
+        let cores = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        XCTAssertEqual(Population.threadCount(for: 64 << 30), cores)
     }
 }
