@@ -56,6 +56,7 @@ final class LinuxBootTests: XCTestCase {
         assertMemory(fields.memKB, of: 512)
 
         // The shell answers, then `reboot -f` ends svm cleanly.
+        XCTAssertTrue(svm.waitForText(SVMProcess.shellPrompt, timeout: 120), "no shell prompt")
         svm.send("echo shell-$((6*7))\n")
         XCTAssertNotNil(svm.waitForLine(containing: "shell-42", timeout: 120), svm.stdoutText.suffix(2000).description)
         svm.send("reboot -f\n")
@@ -76,6 +77,7 @@ final class LinuxBootTests: XCTestCase {
         XCTAssertEqual(fields.cpus, 1, line)
         assertMemory(fields.memKB, of: 256)
 
+        XCTAssertTrue(svm.waitForText(SVMProcess.shellPrompt, timeout: 120), "no shell prompt")
         svm.send("echo c > /proc/sysrq-trigger\n")
         XCTAssertEqual(svm.waitForExit(timeout: 120), 1, "stdout tail: \(svm.stdoutText.suffix(2000))")
         XCTAssertTrue(svm.stderrText.contains("guest kernel panicked"), svm.stderrText)

@@ -111,6 +111,21 @@ final class SVMProcess {
         return nil
     }
 
+    /// Waits until stdout holds `text` anywhere (no need for a whole line: a shell prompt).
+    func waitForText(_ text: String, timeout: Double) -> Bool {
+        let deadline = Self.now() + timeout
+        while Self.now() < deadline {
+            if stdoutText.contains(text) { return true }
+            if reap() != nil { pump(milliseconds: 0); return stdoutText.contains(text) }
+            pump(milliseconds: 200)
+        }
+        return false
+    }
+
+    /// The test initramfs's shell prompt. Input sent before the shell has started may be
+    /// discarded when it sets up the terminal, so tests wait for it before typing.
+    static let shellPrompt = "svm# "
+
     func send(_ text: String) {
         _ = text.withCString { write(stdinFD, $0, strlen($0)) }
     }

@@ -76,6 +76,7 @@ final class VirtioDeviceTests: XCTestCase {
             "head -c \(transferBytes) /dev/urandom > /tmp/x && echo T''X $(sha256sum /tmp/x)",
             "nc 10.213.0.1 5555 < /tmp/x; echo N''C-DONE",
         ]
+        XCTAssertTrue(svm.waitForText(SVMProcess.shellPrompt, timeout: 120), "no shell prompt")
         for command in script { svm.send(command + "\n") }
 
         func field(_ tag: String, timeout: Double = 180) -> String? {
