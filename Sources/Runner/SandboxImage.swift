@@ -63,7 +63,9 @@ public struct SandboxImage {
             } catch {
                 throw RunError("\(error)")
             }
-            let packer = VolumePacker(uid: job.uid, gid: job.gid)
+            var packer = VolumePacker(uid: job.uid, gid: job.gid)
+            var own = stat()
+            if stat(directory.path, &own) == 0 { packer.excluded = (UInt64(own.st_dev), UInt64(own.st_ino)) }
             for (index, volume) in request.volumes.enumerated() {
                 try packer.pack(hostRoot: volume.hostPath, at: "svm/volumes/\(index)", into: &writer,
                                 note: note, interrupted: interrupted)

@@ -9,6 +9,9 @@ import Sandbox
 struct VolumePacker {
     let uid: UInt32
     let gid: UInt32
+    /// svm's own temporary directory (device, inode): a volume that contains it (say
+    /// --volume /tmp:/data) must not copy the archive being written into itself.
+    var excluded: (device: UInt64, inode: UInt64)?
 
     /// `hostRoot` must be a directory (symlinks to one are followed).
     /// - Parameters:
@@ -44,6 +47,7 @@ struct VolumePacker {
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
+                if let x = excluded, UInt64(st.st_dev) == x.device, UInt64(st.st_ino) == x.inode { continue }
                 try packDirectory(host: hostPath, archive: archivePath, mode: UInt32(st.st_mode), into: &writer,
                                   note: note, interrupted: interrupted)
             case S_IFREG:
