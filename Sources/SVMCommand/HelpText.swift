@@ -103,7 +103,9 @@ enum HelpText {
 
     The guest: the project's kernel; the initramfs holds the program, its libraries, the
     volumes and the init (scripts/build-init); /tmp and /dev/shm are tmpfs; /proc, /sys
-    and /dev are mounted. The program runs as nobody in a new session, with no network.
+    and /dev are mounted. The program runs in a new session with no terminal, as nobody
+    unless --root, with no network unless --net. Kernel messages never reach stdout or
+    stderr (see them with --verbose).
 
     Exit status:
       N      the program exited with status N
