@@ -3,6 +3,7 @@ import Sandbox
 
 /// The initramfs of one `svm run`, in a private temporary directory:
 ///
+///     .                    mode 0755, root's
 ///     init                 the static guest init (scripts/build-init)
 ///     dev/console          char 5:1, so the kernel can give the init a console
 ///     svm/job              what to run (JobWriter)
@@ -50,6 +51,7 @@ public struct SandboxImage {
             defer { close(fd) }
             var writer = CPIOWriter(fd: fd)
             do {
+                try writer.setRootDirectory(mode: 0o755)  // else 1777: the program could write to /
                 try writer.addFile("init", copyingFrom: initBinary, mode: 0o755)
                 try writer.addDirectory("dev")
                 try writer.addCharDevice("dev/console", major: 5, minor: 1)

@@ -36,6 +36,10 @@ final class SandboxImageTests: XCTestCase {
         XCTAssertEqual(stat(image.directory.path, &st), 0)
         XCTAssertEqual(st.st_mode & 0o777, 0o700)
 
+        // The root directory is root's and not world-writable (the tmpfs default is 1777).
+        let root = try XCTUnwrap(entries["."])
+        XCTAssertEqual(root.mode, UInt32(S_IFDIR) | 0o755)
+        XCTAssertEqual([root.uid, root.gid], [0, 0])
         let initEntry = try XCTUnwrap(entries["init"])
         XCTAssertEqual(initEntry.data, Array("not really an init".utf8))
         XCTAssertEqual(initEntry.permissions, 0o755)
