@@ -32,8 +32,10 @@ let package = Package(
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "HostIO", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
         .target(name: "Sandbox"),
+        // svm run: packs a program into an initramfs and runs it in a throwaway VM.
+        .target(name: "Runner", dependencies: ["Machine", "Sandbox", "HostIO", "Virtio"]),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
-        .target(name: "SVMCommand", dependencies: ["Machine", "HostIO"]),
+        .target(name: "SVMCommand", dependencies: ["Machine", "HostIO", "Runner"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
@@ -43,8 +45,9 @@ let package = Package(
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
         .testTarget(name: "HostIOTests", dependencies: ["HostIO"]),
-        .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine"]),
+        .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine"]),
     ]
 )

@@ -4,10 +4,13 @@ enum HelpText {
 
     Usage:
       svm boot [--kernel PATH] [--initrd PATH] [--mem SIZE] [--cpus N] [--cmdline STR] [--timeout S]
+      svm run [options] -- PROGRAM [ARGS...]
       svm --version | --help
 
     Commands:
       boot    boot a Linux kernel with its console on this terminal (svm boot --help)
+      run     run a host program in a throwaway VM, with its stdin, stdout, stderr
+              and exit status passed through (svm run --help)
 
     """
 
@@ -52,6 +55,66 @@ enum HelpText {
       3    host failure while running the VM
       124  --timeout expired
       128+N  svm was ended by signal N
+
+    """
+
+    static let run = """
+    Usage: svm run [options] [--] PROGRAM [ARGS...]
+
+    Runs PROGRAM, a Linux x86-64 ELF executable from this host, in a throwaway VM: svm
+    copies the program and the shared libraries it needs into an initramfs, boots the
+    project's guest kernel on it, and runs the program under a small init. Its stdout and
+    stderr come back byte for byte on svm's stdout and stderr, stdin is forwarded when it
+    is a pipe or a file (on a terminal the program's stdin is empty: no tty mode yet), and
+    svm exits with the program's status. Nothing of the host is visible in the guest
+    except what is copied in; the VM and everything in it are gone afterwards.
+
+    PROGRAM is looked up on the host PATH unless it contains a "/". Scripts are not
+    programs: run their interpreter (svm run -- /bin/sh script.sh, with the script in a
+    --volume). Programs that need data files (Python's standard library, say) need them
+    in a --volume.
+
+    Options:
+      -m, --mem SIZE       guest RAM: 256M, 1G, or a plain number of MiB (default 256M)
+      -p, --cpus N         virtual CPUs (default 1)
+      -t, --timeout S      stop after S seconds, counted from svm's start and including
+                           the guest's boot (exit status 124)
+      -e, --env KEY=VALUE  an environment variable for the program (repeatable). The program
+                           gets only PATH=/usr/local/bin:/usr/bin:/bin, LD_LIBRARY_PATH when its
+                           libraries need it, and these; a KEY given here replaces svm's.
+      -w, --workdir DIR    the program's working directory in the guest (default /tmp,
+                           a tmpfs it can write to); created if missing
+      -v, --volume HOST:GUEST[:ro]
+                           copy the host directory HOST into the guest at GUEST (repeatable).
+                           Volumes are COPIED in when svm starts: changes made in the guest
+                           are NOT copied back to the host. :ro makes the guest copy
+                           read-only. Files, directories and symlinks are copied (symlinks
+                           as they are); anything else is skipped with a note. Everything
+                           in a volume belongs to the program's user in the guest.
+      -n, --net none|tap=NAME[,mac=MAC]
+                           no network (default), or a virtio-net interface on an existing
+                           host TAP device (scripts/tap-setup). svm configures no address in
+                           the guest: the program must do it (which needs --root).
+      -k, --kernel PATH    the guest kernel (default: the one scripts/build-guest-kernel built)
+          --root           run the program as root (uid 0) in the guest; default: nobody (65534)
+          --verbose        show the guest's serial console on stderr, and at the end how long
+                           set-up, boot, the program and shutdown took
+      -h, --help           this text
+
+    The guest: the project's kernel; the initramfs holds the program, its libraries, the
+    volumes and the init (scripts/build-init); /tmp and /dev/shm are tmpfs; /proc, /sys
+    and /dev are mounted. The program runs in a new session with no terminal, as nobody
+    unless --root, with no network unless --net. Kernel messages never reach stdout or
+    stderr (see them with --verbose).
+
+    Exit status:
+      N      the program exited with status N
+      128+N  the program was killed by signal N, or svm was (SIGINT, SIGTERM, ...)
+      124    --timeout expired
+      125    svm could not run the program: usage error, program not found or not an
+             x86-64 ELF executable, a missing volume, no usable /dev/kvm, no kernel or
+             init, or the guest failed before the program's status came back (one line
+             on stderr says which)
 
     """
 }

@@ -1,6 +1,7 @@
 import Glibc
 import HostIO
 import Machine
+import Runner
 
 /// The `svm` program: dispatches subcommands and turns every outcome into one line on
 /// stderr (when there is something to say) and an exit status.
@@ -8,6 +9,7 @@ public enum SVMCommand {
     public static let version = "svm 0.1.0"
 
     public static func main(_ arguments: [String]) -> Int32 {
+        let start = RunTimings.now()
         guard let command = arguments.first else {
             printErr(HelpText.main, raw: true)
             return ExitStatus.badInput.rawValue
@@ -15,6 +17,7 @@ public enum SVMCommand {
         let rest = Array(arguments.dropFirst())
         switch command {
         case "boot": return boot(rest)
+        case "run": return run(rest, start: start)
         case "--help", "-h", "help":
             print(HelpText.main, terminator: "")
             return 0
@@ -71,6 +74,21 @@ public enum SVMCommand {
             if options.commandLine == nil { config.commandLine = "console=hvc0" }
         }
         return runMachine(config)
+    }
+
+    /// `svm run`: usage errors and every failure of svm exit 125, like `docker run`, so
+    /// that any other status is the program's own.
+    static func run(_ arguments: [String], start: Double) -> Int32 {
+        let options: RunOptions
+        do { options = try RunOptions.parse(arguments) } catch {
+            printErr("\(error)")
+            return RunOutcome.failureStatus
+        }
+        if options.help {
+            print(HelpText.run, terminator: "")
+            return 0
+        }
+        return RunSession(request: options.request, environment: DefaultGuest.processEnvironment, start: start).execute()
     }
 
     static func runMachine(_ config: MachineConfig) -> Int32 {

@@ -85,6 +85,18 @@ public struct CPIOWriter {
                       uid: uid, gid: gid, nlink: 2, size: 0)
     }
 
+    /// The archive's root directory itself (entry "."): the kernel applies its mode and
+    /// owner to the root of the initramfs, which is otherwise the tmpfs default, 1777 —
+    /// writable by every user. Must come first.
+    public mutating func setRootDirectory(mode: UInt32 = 0o755, uid: UInt32 = 0, gid: UInt32 = 0) throws {
+        guard !finished else { throw CPIOError.alreadyFinished }
+        guard bytesWritten == 0 else { throw CPIOError.conflict(path: ".", existing: "entry before the root directory") }
+        let inode = nextInode
+        nextInode &+= 1
+        try header(name: ".", inode: inode, mode: UInt32(S_IFDIR) | (mode & 0o7777), uid: uid, gid: gid,
+                   nlink: 2, mtime: mtime, size: 0, rdevMajor: 0, rdevMinor: 0)
+    }
+
     public mutating func addFile(_ path: String, contents: [UInt8], mode: UInt32 = 0o644,
                                  uid: UInt32 = 0, gid: UInt32 = 0) throws {
         let name = try prepare(path, as: .file)

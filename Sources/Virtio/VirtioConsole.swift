@@ -78,6 +78,10 @@ public final class VirtioConsole: VirtioDevice {
         }
     }
 
+    /// Host input waiting for guest receive buffers. A sender that must not lose bytes
+    /// keeps this plus what it sends at or below `inputBufferLimit`.
+    public var pendingInputBytes: Int { state.withLock { $0.pending.count } }
+
     /// Input bytes dropped because the guest did not take them fast enough.
     public var droppedInputBytes: Int { state.withLock { $0.droppedInput } }
 

@@ -19,13 +19,25 @@ final class SVMProcess {
         return parts.joined(separator: "/")
     }
 
+    /// $SVM_BINARY, else the svm built beside this test executable (so that
+    /// `swift test --scratch-path DIR` tests DIR's svm), else .build/debug/svm.
     static var binary: String {
         if let b = getenv("SVM_BINARY") { return String(cString: b) }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        if n > 0 {
+            let exe = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let slash = exe.lastIndex(of: "/") {
+                let sibling = String(exe[..<slash]) + "/svm"
+                if access(sibling, X_OK) == 0 { return sibling }
+            }
+        }
         return packageRoot + "/.build/debug/svm"
     }
 
-    /// `prefix` runs svm under another command, e.g. `ip netns exec NS`.
-    init(arguments: [String], prefix: [String] = []) throws {
+    /// `prefix` runs svm under another command, e.g. `ip netns exec NS`; `environment`
+    /// adds to (or replaces in) this process's environment for svm.
+    init(arguments: [String], prefix: [String] = [], environment: [String: String] = [:]) throws {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0, pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
             throw XCTSkip("pipe failed")
@@ -40,8 +52,19 @@ final class SVMProcess {
         let command = prefix + [Self.binary] + arguments
         let argv = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = []
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            let key = String(text.prefix { $0 != "=" })
+            if environment[key] == nil { envp.append(strdup(text)) }
+            p += 1
+        }
+        for (key, value) in environment { envp.append(strdup("\(key)=\(value)")) }
+        envp.append(nil)
+        defer { envp.forEach { free($0) } }
         var child: pid_t = 0
-        let r = posix_spawnp(&child, command[0], &actions, nil, argv, environ)
+        let r = posix_spawnp(&child, command[0], &actions, nil, argv, envp)
         posix_spawn_file_actions_destroy(&actions)
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard r == 0 else {

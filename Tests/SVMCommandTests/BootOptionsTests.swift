@@ -1,4 +1,5 @@
 import XCTest
+import Runner
 @testable import SVMCommand
 import Machine
 

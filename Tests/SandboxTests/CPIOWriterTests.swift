@@ -173,3 +173,22 @@ final class CPIOWriterTests: XCTestCase {
         XCTAssertEqual(s.st_mode & 0o7777, 0o1777)
     }
 }
+
+extension CPIOWriterTests {
+    func testRootDirectoryEntryComesFirst() throws {
+        let dir = try makeTempDir()
+        defer { removeTree(dir) }
+        let path = dir + "/a.cpio"
+        let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        var w = CPIOWriter(fd: fd)
+        try w.setRootDirectory(mode: 0o755)
+        try w.addFile("x", contents: [1])
+        XCTAssertThrowsError(try w.setRootDirectory())
+        try w.finish()
+        close(fd)
+        let entries = try parseNewc(try readBytes(path))
+        XCTAssertEqual(entries.map(\.name), [".", "x"])
+        XCTAssertEqual(entries[0].mode, UInt32(S_IFDIR) | 0o755)
+        XCTAssertEqual([entries[0].uid, entries[0].gid], [0, 0])
+    }
+}

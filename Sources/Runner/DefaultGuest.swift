@@ -1,7 +1,8 @@
 import Glibc
 
-/// Where the project's scripts put the guest kernel and initramfs they build
-/// (scripts/build-guest-kernel and scripts/build-initramfs use the same rule).
+/// Where the project's scripts put the guest kernel, initramfs and `svm run` init they
+/// build (scripts/build-guest-kernel, scripts/build-initramfs and scripts/build-init use
+/// the same rule). `svm boot` and `svm run` both look here when no path is given.
 public enum DefaultGuest {
     public static func cacheDirectory(environment: [String: String]) -> String {
         if let d = environment["SVM_CACHE_DIR"], !d.isEmpty { return d }
@@ -21,6 +22,12 @@ public enum DefaultGuest {
 
     public static func initramfs(environment: [String: String]) -> String? {
         let path = cacheDirectory(environment: environment) + "/default/initramfs.cpio"
+        return access(path, R_OK) == 0 ? path : nil
+    }
+
+    /// The static guest init of `svm run` (firmware/init/svm-init.c, built by scripts/build-init).
+    public static func initBinary(environment: [String: String]) -> String? {
+        let path = cacheDirectory(environment: environment) + "/default/svm-init"
         return access(path, R_OK) == 0 ? path : nil
     }
 

@@ -1,0 +1,122 @@
+import Glibc
+import HostIO
+import Machine
+import Sandbox
+
+/// One `svm run`: packs the program into an initramfs, boots a throwaway VM on it with
+/// three virtio consoles (hvc0 → our stdout, hvc1 → our stderr, hvc2 ↔ the control
+/// channel), forwards stdin, and turns the end into an outcome. The temporary directory
+/// is gone as soon as the VM has read the image, and on every way out before that.
+public final class RunSession {
+    public let request: RunRequest
+    public let environment: [String: String]
+    public private(set) var timings: RunTimings
+
+    public init(request: RunRequest, environment: [String: String], start: Double = RunTimings.now()) {
+        self.request = request
+        self.environment = environment
+        timings = RunTimings(start: start)
+    }
+
+    /// Runs the program, prints what there is to say on stderr (the reason for a failure;
+    /// with --verbose the timings too) and returns svm's exit status.
+    public func execute() -> Int32 {
+        let outcome = run()
+        if let message = outcome.message { FDWriter.message(message) }
+        if request.verbose { FDWriter.message("timings: \(timings.summary)") }
+        return outcome.exitStatus
+    }
+
+    /// Runs the program and returns how it ended; prints only notes about skipped
+    /// volume entries (and, with --verbose, the guest's console).
+    public func run() -> RunOutcome {
+        Self.fillStandardDescriptors()
+        let signalFD: Int32
+        do { signalFD = try Signals.blockTerminatingSignals() } catch { return .failed("\(error)") }
+        defer { close(signalFD) }
+        var caught: Int32?
+        let interrupted: () -> Int32? = {
+            if caught == nil { caught = Signals.readSignal(from: signalFD) }
+            return caught
+        }
+        do {
+            return try boot(signalFD: signalFD, interrupted: interrupted)
+        } catch let error {
+            timings.ended = RunTimings.now()
+            if let signal = error.signal ?? caught { return .interrupted(signal: signal) }
+            return .failed(error.description)
+        }
+    }
+
+    private func boot(signalFD: Int32, interrupted: () -> Int32?) throws(RunError) -> RunOutcome {
+        let cache = DefaultGuest.cacheDirectory(environment: environment)
+        guard let initBinary = DefaultGuest.initBinary(environment: environment) else {
+            throw RunError("no guest init in \(cache)/default/svm-init: run scripts/build-init")
+        }
+        guard let kernel = request.kernel ?? DefaultGuest.kernel(environment: environment) else {
+            throw RunError("no --kernel given and no project-built kernel in \(cache)/default: run scripts/build-guest-kernel")
+        }
+        let forwardStdin = StdinForwarder.shouldForward(fd: 0)
+        let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin,
+                                           environment: environment,
+                                           note: { FDWriter.message("note: \($0)") }, interrupted: interrupted)
+        defer { image.directory.remove() }
+        if let signal = interrupted() { throw RunError.interrupted(signal: signal) }
+
+        let consoleTail = request.verbose ? nil : try ConsoleTail()
+        defer { consoleTail?.close() }
+        let control = try ControlChannel()
+        var config = MachineConfig(kernelPath: kernel)
+        config.initrdPath = image.initrdPath
+        config.memorySize = request.memory
+        config.cpuCount = request.cpus
+        config.commandLine = "console=ttyS0 quiet"
+        config.consoleOutputFD = consoleTail?.writeFD ?? 2
+        config.consoleInputFD = nil
+        config.networks = request.networks
+        config.virtioConsoles = [
+            VirtioConsoleConfig { bytes in FDWriter.writeAll(bytes, to: 1) },
+            VirtioConsoleConfig { bytes in FDWriter.writeAll(bytes, to: 2) },
+            VirtioConsoleConfig { bytes in control.receive(bytes) },
+        ]
+        // The limit counts from svm's start, as the user sees it.
+        if let limit = request.timeout { config.timeout = max(0.001, limit - (RunTimings.now() - timings.start)) }
+
+        let machine: Machine
+        do { machine = try Machine(config: config) } catch { throw RunError("\(error)") }
+        image.directory.remove()  // the Machine holds the initrd in guest memory now
+
+        let forwarder = forwardStdin
+            ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[2], ready: control.readyEvent) : nil
+        timings.vmStarted = RunTimings.now()
+        let exit = machine.run(signalFD: signalFD)
+        timings.ended = RunTimings.now()
+        forwarder?.stop()
+
+        let report = control.report
+        timings.ready = report.readyAt
+        timings.exited = report.exitAt
+        var hint: String
+        if let tail = consoleTail {
+            hint = ConsoleTail.lastInitMessage(in: tail.drain()) ?? "run with --verbose to see the guest's console"
+        } else {
+            hint = "the guest's console is above"
+        }
+        if machine.diedAtFirstSystemCall {
+            hint = "the guest kernel lacks svm's system-call fix for this host: use the kernel from scripts/build-guest-kernel"
+        }
+        return RunOutcome.decide(machineExit: exit, report: report, timeout: request.timeout, consoleHint: hint)
+    }
+
+    /// A closed stdin, stdout or stderr would be reused by the next open(), and program
+    /// output could land in a file svm opened: point closed ones at /dev/null.
+    static func fillStandardDescriptors() {
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 && errno == EBADF {
+            let n = open("/dev/null", O_RDWR)
+            if n >= 0 && n != fd {
+                dup2(n, fd)
+                close(n)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Glibc
+import HostIO
+import Sandbox
+import Virtio
+
+/// Forwards svm's stdin to the program: once the init is ready, reads fd 0 and sends
+/// `I` frames on the control console, then `E` at end of file (or on a read error).
+/// The console holds at most `VirtioConsole.inputBufferLimit` bytes for the guest, so the
+/// forwarder waits for room instead of letting it drop any: a program that reads slowly
+/// slows the reading of stdin, nothing is lost.
+final class StdinForwarder: @unchecked Sendable {
+    /// Whether svm's stdin should be forwarded at all: not when it is a terminal (there is
+    /// no tty mode yet; the program gets an empty stdin) or closed.
+    static func shouldForward(fd: Int32) -> Bool {
+        guard fcntl(fd, F_GETFL) >= 0 else { return false }
+        return isatty(fd) == 0
+    }
+
+    static let chunkSize = 32 << 10
+
+    private let fd: Int32
+    private let console: VirtioConsole
+    private let ready: EventFD
+    private let stopEvent: EventFD
+    private let thread: WorkerThread
+
+    init(fd: Int32, console: VirtioConsole, ready: EventFD) throws(RunError) {
+        self.fd = fd
+        self.console = console
+        self.ready = ready
+        do { stopEvent = try EventFD() } catch { throw RunError("\(error)") }
+        let (fd, console, ready, stop) = (fd, console, ready, stopEvent)
+        thread = WorkerThread { StdinForwarder.loop(fd: fd, console: console, ready: ready, stop: stop) }
+        try thread.start()
+    }
+
+    /// Ends the thread (wherever it is waiting) and joins it.
+    func stop() {
+        stopEvent.signal()
+        thread.join()
+    }
+
+    private static func loop(fd: Int32, console: VirtioConsole, ready: EventFD, stop: EventFD) {
+        // Nothing before the init's R frame: until then the guest's hvc2 may still echo.
+        guard wait(for: ready.fd, orStop: stop) else { return }
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        while true {
+            guard wait(for: fd, orStop: stop) else { return }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            if n <= 0 {
+                send(HostFrame.stdinEOF.encoded(), to: console, stop: stop)
+                return
+            }
+            guard send(HostFrame.stdin(Array(buffer[0..<n])).encoded(), to: console, stop: stop) else { return }
+        }
+    }
+
+    /// Waits until the console has room for `frame`, then hands it over; false if stopped.
+    @discardableResult
+    private static func send(_ frame: [UInt8], to console: VirtioConsole, stop: EventFD) -> Bool {
+        while console.pendingInputBytes + frame.count > VirtioConsole.inputBufferLimit {
+            var p = pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, 2) > 0 { return false }
+        }
+        console.receive(frame)
+        return true
+    }
+
+    /// Waits for `fd` to be readable (or hung up); false when `stop` fires first.
+    private static func wait(for fd: Int32, orStop stop: EventFD) -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let r = poll(&fds, 2, -1)
+            if r < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            if fds[1].revents != 0 { return false }
+            if fds[0].revents != 0 { return true }
+        }
+    }
+}

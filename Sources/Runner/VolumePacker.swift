@@ -1,0 +1,95 @@
+import Glibc
+import Sandbox
+
+/// Copies a host directory tree into the initramfs (the guest init bind-mounts it where
+/// the user asked). Regular files, directories and symlinks are copied (symlinks as
+/// symlinks, never followed); anything else is skipped with a note. Everything belongs to
+/// the program's uid/gid in the guest, so a writable volume is writable by the program;
+/// permission bits are kept, except setuid/setgid.
+struct VolumePacker {
+    let uid: UInt32
+    let gid: UInt32
+    /// svm's own temporary directory (device, inode): a volume that contains it (say
+    /// --volume /tmp:/data) must not copy the archive being written into itself.
+    var excluded: (device: UInt64, inode: UInt64)?
+
+    /// `hostRoot` must be a directory (symlinks to one are followed).
+    /// - Parameters:
+    ///   - note: receives one line per skipped entry.
+    ///   - interrupted: checked before each entry; a terminating signal's number stops the packing.
+    func pack(hostRoot: String, at archiveRoot: String, into writer: inout CPIOWriter,
+              note: (String) -> Void, interrupted: () -> Int32?) throws(RunError) {
+        var st = stat()
+        guard stat(hostRoot, &st) == 0 else { throw RunError("\(hostRoot): \(String(cString: strerror(errno)))") }
+        try packDirectory(host: hostRoot, archive: archiveRoot, mode: UInt32(st.st_mode), into: &writer,
+                          note: note, interrupted: interrupted)
+    }
+
+    private func packDirectory(host: String, archive: String, mode: UInt32, into writer: inout CPIOWriter,
+                               note: (String) -> Void, interrupted: () -> Int32?) throws(RunError) {
+        do { try writer.addDirectory(archive, mode: Self.permissions(mode), uid: uid, gid: gid) }
+        catch { throw RunError("\(host): \(error)") }
+        let listing: (names: [String], skipped: Int)
+        do { listing = try TemporaryDirectory.listDirectory(host) } catch {
+            throw RunError("\(host): cannot read the directory: \(String(cString: strerror(error.errno)))")
+        }
+        if listing.skipped > 0 {
+            note("skipping \(listing.skipped) name(s) in \(host) that are not valid UTF-8")
+        }
+        for name in listing.names {
+            if let signal = interrupted() { throw RunError.interrupted(signal: signal) }
+            let hostPath = host + "/" + name
+            let archivePath = archive + "/" + name
+            var st = stat()
+            guard lstat(hostPath, &st) == 0 else {
+                if errno == ENOENT { continue }  // removed while we were copying
+                throw RunError("\(hostPath): \(String(cString: strerror(errno)))")
+            }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                if let x = excluded, UInt64(st.st_dev) == x.device, UInt64(st.st_ino) == x.inode { continue }
+                try packDirectory(host: hostPath, archive: archivePath, mode: UInt32(st.st_mode), into: &writer,
+                                  note: note, interrupted: interrupted)
+            case S_IFREG:
+                do {
+                    try writer.addFile(archivePath, copyingFrom: hostPath, mode: Self.permissions(UInt32(st.st_mode)),
+                                       uid: uid, gid: gid)
+                } catch { throw RunError("\(error)") }
+            case S_IFLNK:
+                guard let target = Self.readLink(hostPath) else {
+                    throw RunError("\(hostPath): readlink failed: \(String(cString: strerror(errno)))")
+                }
+                do { try writer.addSymlink(archivePath, target: target, uid: uid, gid: gid) }
+                catch { throw RunError("\(hostPath): \(error)") }
+            default:
+                note("skipping \(hostPath): \(Self.kindName(st.st_mode)) (volumes hold files, directories and symlinks)")
+            }
+        }
+    }
+
+    static func permissions(_ mode: UInt32) -> UInt32 { mode & 0o1777 }
+
+    static func kindName(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        default: return "not a regular file"
+        }
+    }
+
+    static func readLink(_ path: String) -> String? {
+        var size = 256
+        while size <= 1 << 16 {
+            var buf = [UInt8](repeating: 0, count: size)
+            let n = buf.withUnsafeMutableBufferPointer { p in
+                p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { readlink(path, $0, p.count) }
+            }
+            guard n >= 0 else { return nil }
+            if n < size { return String(decoding: buf[0..<n], as: UTF8.self) }
+            size *= 2
+        }
+        return nil
+    }
+}
