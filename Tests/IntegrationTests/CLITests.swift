@@ -93,9 +93,18 @@ final class CLITests: XCTestCase {
         try XCTSkipUnless(getuid() == 0, "needs root to drop to an unprivileged user")
         let path = tempFile([0xF4])
         chmod(path, 0o644)
+        // A copy of svm that nobody can reach, wherever the checkout lives (it may be
+        // under a directory only root can enter).
+        let dir = "/tmp/svm-nobody-\(getpid())"
+        mustRun(["mkdir", "-p", dir])
+        defer { hostCommand(["rm", "-rf", dir]) }
+        mustRun(["cp", SVMProcess.binary, dir + "/svm"])
+        chmod(dir, 0o755)
+        chmod(dir + "/svm", 0o755)
         // As nobody, /dev/kvm (root:root 0600 or root:kvm 0660) cannot be opened.
         let p = try SVMProcess(arguments: ["boot", "--firmware", path, "--mem", "16M"],
-                               prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+                               prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+                               binary: dir + "/svm")
         let status = p.waitForExit(timeout: 30)
         XCTAssertEqual(status, 2, p.stderrText)
         XCTAssertTrue(p.stderrText.contains("/dev/kvm"), p.stderrText)

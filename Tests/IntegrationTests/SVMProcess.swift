@@ -37,7 +37,9 @@ final class SVMProcess {
 
     /// `prefix` runs svm under another command, e.g. `ip netns exec NS`; `environment`
     /// adds to (or replaces in) this process's environment for svm.
-    init(arguments: [String], prefix: [String] = [], environment: [String: String] = [:]) throws {
+    /// `binary` overrides which svm executable runs (default: `SVMProcess.binary`).
+    init(arguments: [String], prefix: [String] = [], environment: [String: String] = [:],
+         binary: String = SVMProcess.binary) throws {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0, pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
             throw XCTSkip("pipe failed")
@@ -49,7 +51,7 @@ final class SVMProcess {
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        let command = prefix + [Self.binary] + arguments
+        let command = prefix + [binary] + arguments
         let argv = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var envp: [UnsafeMutablePointer<CChar>?] = []
@@ -68,7 +70,7 @@ final class SVMProcess {
         posix_spawn_file_actions_destroy(&actions)
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         guard r == 0 else {
-            XCTFail("cannot start \(Self.binary): \(String(cString: strerror(r))) (build it with swift build)")
+            XCTFail("cannot start \(binary): \(String(cString: strerror(r))) (build it with swift build)")
             throw XCTSkip("no svm binary")
         }
         pid = child
