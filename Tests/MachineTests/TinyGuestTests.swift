@@ -19,6 +19,7 @@ final class TinyGuestTests: XCTestCase {
         let bytes: [UInt8]
         let fixups: Int
         let mmioExits: UInt64
+        let diedAtFirstSystemCall: Bool
         var output: String { String(decoding: bytes, as: UTF8.self) }
     }
 
@@ -52,7 +53,7 @@ final class TinyGuestTests: XCTestCase {
         }
         close(pipeFDs[0])
         return Run(exit: exit, bytes: output, fixups: machine.instructionsCompleted,
-                   mmioExits: machine.exitCounts.mmio)
+                   mmioExits: machine.exitCounts.mmio, diedAtFirstSystemCall: machine.diedAtFirstSystemCall)
     }
 
     func testSerialOutputThenResetEndsWithReset() throws {
@@ -127,4 +128,32 @@ final class TinyGuestTests: XCTestCase {
     }
 
     func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
+
+    /// A guest that prints `text` on the serial port, then resets.
+    static func printing(_ text: String) -> [UInt8] {
+        let messageAddress = 0x8000 + 19
+        var code: [UInt8] = serialData                                          // 0: mov dx,0x3f8
+        code += [0xBE, UInt8(messageAddress & 0xFF), UInt8(messageAddress >> 8)] // 3: mov si,msg
+        code += [0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8]                  // 6: lodsb; test; jz; out; jmp 6
+        code += reset                                                            // 14: reset
+        return code + Array(text.utf8) + [0]                                     // 19: msg
+    }
+
+    func testPanicLineThenResetIsAPanicNotAReboot() throws {
+        let r = try Self.runGuest(Self.printing("[    9.0] Kernel panic - not syncing: tiny guest gave up\r\n"))
+        XCTAssertEqual(r.exit, .panic("tiny guest gave up"))
+    }
+
+    func testPowerDownLineEndsTheVMCleanly() throws {
+        let r = try Self.runGuest(Self.printing("[    9.0] reboot: Power down\r\n") + [0xEB, 0xFE])
+        XCTAssertEqual(r.exit, .powerOff)
+    }
+
+    func testStockKernelDyingAtItsFirstSystemCallIsRecognised() throws {
+        let line = "[   40.1] init[1]: segfault at ffffffff81400040 ip ffffffff81400040 sp 00007ffd0f3c2e58 error 15\r\n"
+        let r = try Self.runGuest(Self.printing(line))
+        XCTAssertEqual(r.exit, .reset)
+        // Only hosts whose KVM leaves system calls half done get the hint.
+        XCTAssertEqual(r.diedAtFirstSystemCall, KVMSystem.hostEmulatesGuestKernel)
+    }
 }
