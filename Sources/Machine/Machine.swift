@@ -196,7 +196,7 @@ public final class Machine: @unchecked Sendable {
 
     /// Console output: to the user, and through the scanner that spots panics and power-off.
     func consoleOutput(_ bytes: [UInt8], fd: Int32) {
-        ConsoleSink.writeAll(bytes, fd: fd)
+        writeAll(bytes, to: fd)  // output closed: the guest keeps running
         scanConsole(bytes)
     }
 
@@ -244,14 +244,10 @@ public final class Machine: @unchecked Sendable {
 final class ConsoleSink: @unchecked Sendable {
     unowned(unsafe) var machine: Machine?
     func deliver(_ bytes: [UInt8], fd: Int32) {
-        if let m = machine { m.consoleOutput(bytes, fd: fd) } else { Self.writeAll(bytes, fd: fd) }
+        if let m = machine { m.consoleOutput(bytes, fd: fd) } else { writeAll(bytes, to: fd) }
     }
 
     func scan(_ bytes: [UInt8]) { machine?.scanConsole(bytes) }
-
-    static func writeAll(_ bytes: [UInt8], fd: Int32) {
-        HostIO.writeAll(bytes, to: fd)  // output closed: the guest keeps running
-    }
 }
 
 final class ResetSink: @unchecked Sendable {

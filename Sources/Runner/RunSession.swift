@@ -75,8 +75,8 @@ public final class RunSession {
         config.consoleInputFD = nil
         config.networks = request.networks
         config.virtioConsoles = [
-            VirtioConsoleConfig { bytes in FDWriter.writeAll(bytes, to: 1) },
-            VirtioConsoleConfig { bytes in FDWriter.writeAll(bytes, to: 2) },
+            VirtioConsoleConfig { bytes in writeAll(bytes, to: 1) },
+            VirtioConsoleConfig { bytes in writeAll(bytes, to: 2) },
             VirtioConsoleConfig { bytes in control.receive(bytes) },
         ]
         // The limit counts from svm's start, as the user sees it.

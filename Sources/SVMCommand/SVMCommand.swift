@@ -68,7 +68,7 @@ public enum SVMCommand {
             // The kernel prints to hvc0 (early messages still appear on the serial port
             // until hvc0 registers), and typing goes to hvc0.
             config.virtioConsoles = [VirtioConsoleConfig(scanForGuestEvents: true) { bytes in
-                writeAll(bytes, fd: 1)
+                writeAll(bytes, to: 1)
             }]
             config.inputToVirtioConsole = true
             if options.commandLine == nil { config.commandLine = "console=hvc0" }
@@ -128,10 +128,6 @@ public enum SVMCommand {
 
     static func printErr(_ message: String, raw: Bool = false) {
         let text = raw ? message : "svm: \(message)\n"
-        writeAll(Array(text.utf8), fd: 2)
-    }
-
-    static func writeAll(_ bytes: [UInt8], fd: Int32) {
-        HostIO.writeAll(bytes, to: fd)
+        writeAll(Array(text.utf8), to: 2)
     }
 }
