@@ -1,3 +1,4 @@
+import Glibc
 import Memory
 
 /// Everything that can go wrong loading a kernel. Kernels and initrds come from users and
@@ -31,6 +32,9 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     case invalidCPUCount(Int, maximum: Int)
     /// More memory map entries than the boot structure can carry.
     case memoryMapTooLarge(entries: Int, maximum: Int)
+    /// Reading the kernel or initrd file failed (an I/O error, or the file shrank after
+    /// svm checked its size).
+    case readFailed(what: String, errno: Int32)
     /// A guest memory access failed; the checks above should make this unreachable.
     case guestMemory(MemoryError)
 
@@ -68,6 +72,9 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
             return "cpus: \(n) is not supported; the MP table allows 1 to \(maximum)"
         case let .memoryMapTooLarge(entries, maximum):
             return "boot: memory map has \(entries) entries, the kernel accepts at most \(maximum)"
+        case let .readFailed(what, err):
+            let reason = err == EIO ? "I/O error or the file changed while svm read it" : String(cString: strerror(err))
+            return "\(what): read failed: \(reason) (errno \(err))"
         case let .guestMemory(e):
             return "boot: \(e)"
         }

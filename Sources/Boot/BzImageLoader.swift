@@ -20,7 +20,7 @@ enum BzImageLoader {
         if let initrd = params.initrd {
             // initrd_addr_max is the highest byte the initrd may occupy, hence the + 1.
             let limit = min(UInt64(header.initrdAddrMax) + 1, ramEnd)
-            initrdAddress = try InitrdPlacement.address(size: UInt64(initrd.count), kernelEnd: kernelEnd, limit: limit)
+            initrdAddress = try InitrdPlacement.address(size: initrd.count, kernelEnd: kernelEnd, limit: limit)
         }
 
         var zeroPage = [UInt8](repeating: 0, count: Int(BootLayout.zeroPageSize))
@@ -29,7 +29,10 @@ enum BzImageLoader {
         // the header area of struct boot_params is not header and is left out.
         let headerEnd = Int(min(header.end, ZeroPage.setupHeaderLimit))
         let headerStart = Int(ZeroPage.setupHeader)
-        zeroPage.replaceSubrange(headerStart..<headerEnd, with: params.kernel[headerStart..<headerEnd])
+        guard let headerBytes = file.slice(UInt64(headerStart), length: UInt64(headerEnd - headerStart)) else {
+            throw .kernelTruncated(what: "bzImage setup header", needed: UInt64(headerEnd), size: file.count)
+        }
+        zeroPage.replaceSubrange(headerStart..<headerEnd, with: headerBytes)
         zeroPage.storeLE(ZeroPage.normalVideoMode, at: Int(ZeroPage.vidMode))
         zeroPage[Int(ZeroPage.typeOfLoader)] = ZeroPage.undefinedLoader
         zeroPage[Int(ZeroPage.loadflags)] |= ZeroPage.canUseHeap
@@ -58,9 +61,10 @@ enum BzImageLoader {
         try memory.store(zeroPage, at: BootLayout.zeroPage)
         try memory.clear(at: BootLayout.commandLine, count: BootLayout.commandLineCapacity)
         try memory.store(cmdline, at: BootLayout.commandLine)
-        try memory.store(params.kernel[Int(header.kernelOffset)...], at: load)
+        try params.kernel.copy(offset: header.kernelOffset, length: file.count - header.kernelOffset,
+                               into: memory, at: load, what: "kernel")
         if let address = initrdAddress, let initrd = params.initrd {
-            try memory.store(initrd, at: address)
+            try initrd.copy(offset: 0, length: initrd.count, into: memory, at: address, what: "initrd")
         }
         let pml4 = try PageTables.write(into: memory)
         let mode = BootEntry.Mode.long64(pml4: pml4)

@@ -22,7 +22,7 @@ struct ElfImage: Equatable {
     static let ptLoad: UInt32 = 1, ptNote: UInt32 = 4, shtNote: UInt32 = 7
 
     static func hasMagic(_ file: FileBytes) -> Bool {
-        file.slice(0, length: 4).map { Array($0) == magic } ?? false
+        file.slice(0, length: 4) == magic
     }
 
     init(_ file: FileBytes) throws(BootError) {
@@ -128,7 +128,7 @@ struct ElfImage: Equatable {
             guard name + namesz <= end, desc + descsz <= end else {
                 throw .invalidELF("note at offset \(hex(pos)) runs past the end of its note area")
             }
-            if type == xenPhys32Entry, namesz == 4, file.slice(name, length: 4).map(Array.init) == xenName {
+            if type == xenPhys32Entry, namesz == 4, file.slice(name, length: 4) == xenName {
                 guard descsz >= 4, let value = file.u32(desc) else {
                     throw .invalidELF("Xen PHYS32_ENTRY note has a \(descsz)-byte descriptor, expected 4 or 8")
                 }

@@ -22,17 +22,17 @@ enum ElfLoader {
         var initrdPlace: (address: UInt64, size: UInt64)?
         if let initrd = params.initrd {
             // Low RAM ends at or below the MMIO hole, so this also keeps the initrd below 4 GiB.
-            let size = UInt64(initrd.count)
+            let size = initrd.count
             initrdPlace = (try InitrdPlacement.address(size: size, kernelEnd: kernelEnd, limit: ramEnd), size)
         }
 
         for s in image.segments {
-            let start = Int(s.fileOffset)   // in the file: checked by ElfImage
-            try memory.store(params.kernel[start..<start + Int(s.fileSize)], at: s.address)
+            try params.kernel.copy(offset: s.fileOffset, length: s.fileSize, into: memory, at: s.address,
+                                   what: "kernel")
             try memory.clear(at: s.address + s.fileSize, count: s.memorySize - s.fileSize)
         }
         if let place = initrdPlace, let initrd = params.initrd {
-            try memory.store(initrd, at: place.address)
+            try initrd.copy(offset: 0, length: initrd.count, into: memory, at: place.address, what: "initrd")
         }
         try memory.clear(at: BootLayout.commandLine, count: BootLayout.commandLineCapacity)
         try memory.store(cmdline, at: BootLayout.commandLine)

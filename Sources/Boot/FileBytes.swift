@@ -1,14 +1,15 @@
 /// Bounds-checked little-endian reads from an untrusted file (kernel image).
 ///
 /// Offsets and lengths are UInt64 so values read from the file can be used as they are;
-/// every accessor returns nil if any byte lies outside the file or the arithmetic
-/// overflows, so callers turn a nil into a BootError instead of trapping.
+/// every accessor returns nil if any byte lies outside the file, the arithmetic overflows
+/// or the file cannot be read, so callers turn a nil into a BootError instead of trapping.
 struct FileBytes {
-    let bytes: [UInt8]
+    let image: BootImage
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8]) { image = BootImage(bytes: bytes) }
+    init(_ image: BootImage) { self.image = image }
 
-    var count: UInt64 { UInt64(bytes.count) }
+    var count: UInt64 { image.count }
 
     /// True if `[offset, offset+length)` lies inside the file.
     func contains(_ offset: UInt64, length: UInt64) -> Bool {
@@ -17,11 +18,16 @@ struct FileBytes {
     }
 
     func read<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, at offset: UInt64) -> T? {
-        let n = UInt64(MemoryLayout<T>.size)
-        guard contains(offset, length: n) else { return nil }
-        let start = Int(offset)
+        let n = MemoryLayout<T>.size
         var v: T = 0
-        for i in 0..<Int(n) { v |= T(bytes[start + i]) << (8 * i) }
+        switch image.storage {
+        case let .bytes(array):
+            guard contains(offset, length: UInt64(n)) else { return nil }
+            for i in 0..<n { v |= T(array[Int(offset) + i]) << (8 * i) }
+        case .file:
+            guard let bytes = image.bytes(at: offset, length: UInt64(n)) else { return nil }
+            for i in 0..<n { v |= T(bytes[i]) << (8 * i) }
+        }
         return v
     }
 
@@ -30,9 +36,8 @@ struct FileBytes {
     func u32(_ offset: UInt64) -> UInt32? { read(UInt32.self, at: offset) }
     func u64(_ offset: UInt64) -> UInt64? { read(UInt64.self, at: offset) }
 
-    func slice(_ offset: UInt64, length: UInt64) -> ArraySlice<UInt8>? {
-        guard contains(offset, length: length) else { return nil }
-        return bytes[Int(offset)..<Int(offset + length)]
+    func slice(_ offset: UInt64, length: UInt64) -> [UInt8]? {
+        image.bytes(at: offset, length: length)
     }
 }
 

@@ -12,7 +12,7 @@ public enum KernelFormat: Equatable, Sendable {
 /// at 0x202 means bzImage (EFI-stub kernels also start with "MZ"); the ELF magic means a
 /// vmlinux, which must carry the PVH entry note. Fully parses an ELF so that a vmlinux
 /// without PVH support is reported here, before any memory is touched.
-public func detectKernelFormat(_ kernel: [UInt8]) throws(BootError) -> KernelFormat {
+public func detectKernelFormat(_ kernel: BootImage) throws(BootError) -> KernelFormat {
     let file = FileBytes(kernel)
     if SetupHeader.hasMagic(file) { return .bzImage }
     if ElfImage.hasMagic(file) {
@@ -26,21 +26,30 @@ public func detectKernelFormat(_ kernel: [UInt8]) throws(BootError) -> KernelFor
     throw .unknownKernelFormat
 }
 
+public func detectKernelFormat(_ kernel: [UInt8]) throws(BootError) -> KernelFormat {
+    try detectKernelFormat(BootImage(bytes: kernel))
+}
+
 /// Largest `BootParameters.cpuCount` loadLinux accepts: as many processor entries as the
 /// MP table can hold in the EBDA's last KiB (and I/O APIC id = cpuCount stays below 0xFF).
 public let maximumBootCPUCount: Int = MPTable.maxCPUs
 
 public struct BootParameters: Sendable {
-    public var kernel: [UInt8]
-    public var initrd: [UInt8]?
+    public var kernel: BootImage
+    public var initrd: BootImage?
     public var commandLine: String
     public var cpuCount: Int
 
-    public init(kernel: [UInt8], initrd: [UInt8]?, commandLine: String, cpuCount: Int) {
+    public init(kernel: BootImage, initrd: BootImage?, commandLine: String, cpuCount: Int) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine
         self.cpuCount = cpuCount
+    }
+
+    public init(kernel: [UInt8], initrd: [UInt8]?, commandLine: String, cpuCount: Int) {
+        self.init(kernel: BootImage(bytes: kernel), initrd: initrd.map { BootImage(bytes: $0) },
+                  commandLine: commandLine, cpuCount: cpuCount)
     }
 }
 

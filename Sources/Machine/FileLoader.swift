@@ -1,25 +1,18 @@
+import Boot
 import Glibc
 
-/// Reads a user-supplied file (kernel, initrd) whole, with errors that name the file.
+/// Opens user-supplied files (kernel, initrd, firmware) with errors that name the file.
 enum FileLoader {
+    /// Opens a kernel or initrd for loading with pread (see BootImage): nothing is read yet.
+    static func open(_ path: String, what: String, limit: UInt64) throws(MachineError) -> BootImage {
+        let (fd, size) = try openRegularFile(path, what: what, limit: limit)
+        return BootImage(fileDescriptor: fd, size: size)
+    }
+
+    /// Reads a small file (a flat firmware image) whole.
     static func read(_ path: String, what: String, limit: UInt64) throws(MachineError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw .badInput("\(what) \(path): \(String(cString: strerror(errno)))")
-        }
+        let (fd, size) = try openRegularFile(path, what: what, limit: limit)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw .badInput("\(what) \(path): \(String(cString: strerror(errno)))")
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw .badInput("\(what) \(path): not a regular file")
-        }
-        let size = UInt64(st.st_size)
-        guard size > 0 else { throw .badInput("\(what) \(path): file is empty") }
-        guard size <= limit else {
-            throw .badInput("\(what) \(path): \(size >> 20) MiB is larger than the \(limit >> 20) MiB svm accepts")
-        }
         var bytes = [UInt8](repeating: 0, count: Int(size))
         var done = 0
         while done < bytes.count {
@@ -33,5 +26,30 @@ enum FileLoader {
             done += n
         }
         return bytes
+    }
+
+    /// A descriptor for a non-empty regular file of at most `limit` bytes, and its size.
+    private static func openRegularFile(_ path: String, what: String, limit: UInt64) throws(MachineError) -> (Int32, UInt64) {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw .badInput("\(what) \(path): \(String(cString: strerror(errno)))")
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            close(fd)
+            throw .badInput("\(what) \(path): \(String(cString: strerror(e)))")
+        }
+        let size = UInt64(st.st_size)
+        let problem: String? =
+            (st.st_mode & S_IFMT) != S_IFREG ? "not a regular file"
+            : size == 0 ? "file is empty"
+            : size > limit ? "\(size >> 20) MiB is larger than the \(limit >> 20) MiB svm accepts"
+            : nil
+        if let problem {
+            close(fd)
+            throw .badInput("\(what) \(path): \(problem)")
+        }
+        return (fd, size)
     }
 }

@@ -74,14 +74,22 @@ public final class Machine: @unchecked Sendable {
         }
         self.config = config
 
-        let kernel = try FileLoader.read(config.kernelPath, what: config.flatImage ? "firmware" : "kernel",
-                                         limit: config.flatImage ? UInt64(MachineConfig.flatImageMaximumSize) : 512 << 20)
-        let initrd = try config.initrdPath.map { p throws(MachineError) in
-            try FileLoader.read(p, what: "initrd", limit: config.memorySize)
-        }
-        // Check the kernel before touching KVM, so bad input is reported as such.
-        if !config.flatImage {
-            do { _ = try detectKernelFormat(kernel) } catch { throw .boot(error) }
+        // Kernel and initrd are opened, not read: their headers are checked now, before
+        // touching KVM, so bad input is reported as such; their contents go straight into
+        // guest RAM later (BootImage).
+        var firmware: [UInt8] = []
+        var kernel: BootImage?
+        var initrd: BootImage?
+        if config.flatImage {
+            firmware = try FileLoader.read(config.kernelPath, what: "firmware",
+                                           limit: UInt64(MachineConfig.flatImageMaximumSize))
+        } else {
+            let image = try FileLoader.open(config.kernelPath, what: "kernel", limit: 512 << 20)
+            do { _ = try detectKernelFormat(image) } catch { throw .boot(error) }
+            kernel = image
+            initrd = try config.initrdPath.map { p throws(MachineError) in
+                try FileLoader.open(p, what: "initrd", limit: config.memorySize)
+            }
         }
 
         // Consoles the kernel prints to are scanned for panics like the serial port.
@@ -120,15 +128,15 @@ public final class Machine: @unchecked Sendable {
         } catch { throw .kvm(error) }
         try virtio.attach(to: vm, memory: memory)
 
-        if config.flatImage {
-            do { try memory.write(kernel, at: MachineConfig.flatImageAddress) } catch { throw .memory(error) }
-            bootEntry = nil
-        } else {
+        if let kernel {
             do {
                 bootEntry = try loadLinux(
                     BootParameters(kernel: kernel, initrd: initrd, commandLine: commandLine, cpuCount: config.cpuCount),
                     into: memory)
             } catch { throw .boot(error) }
+        } else {
+            do { try memory.write(firmware, at: MachineConfig.flatImageAddress) } catch { throw .memory(error) }
+            bootEntry = nil
         }
 
         do { stopEvent = try EventFD() } catch { throw .host(error) }
