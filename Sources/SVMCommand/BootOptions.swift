@@ -14,6 +14,7 @@ public struct BootOptions: Sendable {
     public var disks: [DiskConfig] = []
     public var networks: [NetworkConfig] = []
     public var virtioConsole = false
+    public var prefault = false
 
     public init() {}
 
@@ -78,6 +79,7 @@ public struct BootOptions: Sendable {
                 case "virtio": o.virtioConsole = true
                 default: throw UsageError("--console \(text): must be serial or virtio")
                 }
+            case "--prefault": o.prefault = true
             case "--help", "-h": o.help = true
             default:
                 throw UsageError("unknown option \(arguments[i]) (see svm boot --help)")

@@ -18,8 +18,10 @@ enum HelpText {
     Usage: svm boot [options]
 
     Boots a Linux kernel directly (no BIOS) with its console on stdin/stdout.
-    All guest RAM is allocated and faulted in before the guest starts. Every VM also has
-    a virtio-rng device, so the guest's entropy pool does not starve.
+    Guest RAM is reserved when the VM starts (svm refuses --mem beyond the host's available
+    memory) and faulted in as the guest first touches it; --prefault faults all of it in
+    before the guest starts. Every VM also has a virtio-rng device, so the guest's entropy
+    pool does not starve.
 
     Options:
       -k, --kernel PATH    kernel to boot: an ELF vmlinux with a PVH entry note, or a bzImage
@@ -29,6 +31,9 @@ enum HelpText {
           --firmware PATH  instead of a kernel: a flat binary loaded at 0x8000 and entered in
                            16-bit real mode at 0000:8000 (tiny test guests, benchmarks)
       -m, --mem SIZE       guest RAM: 512M, 2G, or a plain number of MiB (default 512M)
+          --prefault       fault in all guest RAM before the guest starts (with huge pages,
+                           one thread per host core): no page faults later, and a VM whose
+                           memory the host cannot supply fails at start, not mid-run
       -p, --cpus N         virtual CPUs, one host thread each (default 1, at most 40)
       -c, --cmdline STR    kernel command line (default "console=ttyS0"); svm puts the
                            parameters its machine needs in front (reboot=k panic=-1 acpi=off …,

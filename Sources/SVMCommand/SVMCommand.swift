@@ -46,6 +46,7 @@ public enum SVMCommand {
             config.memorySize = options.memory
             config.cpuCount = options.cpus
             config.timeout = options.timeout
+            config.populateMemory = options.prefault
             return runMachine(config)
         }
         let env = DefaultGuest.processEnvironment
@@ -61,6 +62,7 @@ public enum SVMCommand {
         config.memorySize = options.memory
         config.cpuCount = options.cpus
         config.timeout = options.timeout
+        config.populateMemory = options.prefault
         if let c = options.commandLine { config.commandLine = c }
         config.disks = options.disks
         config.networks = options.networks

@@ -10,6 +10,8 @@ final class BootOptionsTests: XCTestCase {
         XCTAssertEqual(o.cpus, 1)
         XCTAssertNil(o.kernel)
         XCTAssertNil(o.timeout)
+        XCTAssertFalse(o.prefault)
+        XCTAssertTrue(try BootOptions.parse(["--prefault"]).prefault)
     }
 
     func testAllFlagsBothSpellings() throws {
