@@ -110,14 +110,13 @@ public final class Machine: @unchecked Sendable {
         commandLine = GuestCommandLine.build(user: config.commandLine, emulatingHost: emulatingHost,
                                              devices: virtio.commandLineEntries)
 
+        // RAM slots go in before the irqchip and PIT: once those devices sit on KVM's I/O
+        // buses, every memory slot change waits for an SRCU grace period (~6 ms here).
         do {
             vm = try system.createVM()
             try vm.setTSSAddress(Self.tssAddress)
             try vm.setIdentityMapAddress(Self.identityMapAddress)
-            try vm.createIRQChip()
-            try vm.createPIT2()
         } catch { throw .kvm(error) }
-
         do { memory = try GuestMemory(size: config.memorySize, populate: config.populateMemory) }
         catch { throw .memory(error) }
         do {
@@ -125,6 +124,8 @@ public final class Machine: @unchecked Sendable {
                 try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestAddress,
                                            size: region.size, host: memory.hostBase + Int(region.hostOffset))
             }
+            try vm.createIRQChip()
+            try vm.createPIT2()
         } catch { throw .kvm(error) }
         try virtio.attach(to: vm, memory: memory)
 
