@@ -40,11 +40,13 @@ public final class Serial16550: Sendable {
     /// Depth of the receive FIFO (used by loopback).
     static let fifoDepth = 16
 
-    private let output: @Sendable ([UInt8]) -> Void
+    /// One transmitted byte at a time: a byte, not an array, so the console path (one exit
+    /// per character) allocates nothing.
+    private let output: @Sendable (UInt8) -> Void
     private let interrupt: @Sendable (_ level: Bool) -> Void
     private let state: Mutex<UARTState>
 
-    public init(output: @escaping @Sendable ([UInt8]) -> Void,
+    public init(output: @escaping @Sendable (UInt8) -> Void,
                 interrupt: @escaping @Sendable (_ level: Bool) -> Void,
                 inputCapacity: Int = Serial16550.defaultInputCapacity) {
         self.output = output
@@ -60,7 +62,7 @@ public final class Serial16550: Sendable {
     /// Guest write of the register at `offset` (0-7) from the base port.
     public func write(offset: UInt16, value: UInt8) {
         let transmitted = state.withLock { $0.write(offset: offset & 7, value: value, interrupt: interrupt) }
-        if transmitted { output([value]) }
+        if transmitted { output(value) }
     }
 
     /// Host input (stdin) for the guest. Queues as many bytes as fit under the input cap and

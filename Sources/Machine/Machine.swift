@@ -147,7 +147,7 @@ public final class Machine: @unchecked Sendable {
         let outputFD = config.consoleOutputFD
         let vmRef = vm
         serial = Serial16550(
-            output: { bytes in lineHolder.deliver(bytes, fd: outputFD) },
+            output: { byte in lineHolder.deliver(byte: byte, fd: outputFD) },
             interrupt: { level in try? vmRef.setIRQLine(Machine.serialIRQ, level: level) })
         let resetHolder = ResetSink()
         i8042 = I8042(reset: { resetHolder.fire() })
@@ -204,12 +204,12 @@ public final class Machine: @unchecked Sendable {
     }
 
     /// Console output: to the user, and through the scanner that spots panics and power-off.
-    func consoleOutput(_ bytes: [UInt8], fd: Int32) {
-        writeAll(bytes, to: fd)  // output closed: the guest keeps running
-        scanConsole(bytes)
+    func consoleOutput(byte: UInt8, fd: Int32) {
+        writeAll(byte: byte, to: fd)  // output closed: the guest keeps running
+        scanConsole(CollectionOfOne(byte))
     }
 
-    func scanConsole(_ bytes: [UInt8]) {
+    func scanConsole(_ bytes: some Sequence<UInt8>) {
         let events = consoleState.withLock { state in state.scanner.feed(bytes) }
         for event in events { handle(event) }
     }
@@ -252,8 +252,8 @@ public final class Machine: @unchecked Sendable {
 /// Late-bound targets for device callbacks, which must exist before the Machine does.
 final class ConsoleSink: @unchecked Sendable {
     unowned(unsafe) var machine: Machine?
-    func deliver(_ bytes: [UInt8], fd: Int32) {
-        if let m = machine { m.consoleOutput(bytes, fd: fd) } else { writeAll(bytes, to: fd) }
+    func deliver(byte: UInt8, fd: Int32) {
+        if let m = machine { m.consoleOutput(byte: byte, fd: fd) } else { writeAll(byte: byte, to: fd) }
     }
 
     func scan(_ bytes: [UInt8]) { machine?.scanConsole(bytes) }

@@ -19,7 +19,7 @@ final class UARTRecorder: Sendable {
 
     func makeUART(inputCapacity: Int = Serial16550.defaultInputCapacity) -> Serial16550 {
         Serial16550(
-            output: { bytes in self.log.withLock { $0.output += bytes; $0.outputCalls += 1 } },
+            output: { byte in self.log.withLock { $0.output.append(byte); $0.outputCalls += 1 } },
             interrupt: { level in self.log.withLock { $0.levels.append(level) } },
             inputCapacity: inputCapacity)
     }
