@@ -38,11 +38,14 @@ let package = Package(
         .target(name: "SVMCommand", dependencies: ["Machine", "HostIO", "Runner"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
 
+        // Helpers the test targets share (a deterministic PRNG for the fuzz-style tests).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
-        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
-        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory"]),
-        .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "TestSupport"]),
+        .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
         .testTarget(name: "HostIOTests", dependencies: ["HostIO"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),

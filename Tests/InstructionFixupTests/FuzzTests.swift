@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 @testable import InstructionFixup
 
 /// Memory where every address is readable, except one in sixteen, with a value derived from

@@ -1,5 +1,6 @@
 import Memory
 import Virtio
+import TestSupport
 
 // The fuzz driver shared by FuzzTests (seeded PRNG, XCTest) and scripts/fuzz-virtqueue
 // (libFuzzer input bytes). Deliberately free of XCTest: the libFuzzer build compiles this
@@ -16,18 +17,7 @@ extension FuzzSource {
     mutating func pick<T>(_ choices: [T]) -> T { choices[Int(below(UInt64(choices.count)))] }
 }
 
-/// splitmix64: tiny, fast, and the same sequence on every machine for a given seed.
-struct SplitMix64: FuzzSource {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+extension SplitMix64: FuzzSource {}
 
 /// Fuzzer input bytes as decisions; zeros once they run out (so every input terminates).
 struct ByteSource: FuzzSource {

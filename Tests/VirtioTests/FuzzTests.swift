@@ -1,5 +1,6 @@
 import Memory
 import XCTest
+import TestSupport
 @testable import Virtio
 
 /// A deterministic random driver: garbage and near-valid rings, chains, indirect tables and
