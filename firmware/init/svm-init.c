@@ -32,6 +32,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ static int out_fd = -1, err_fd = -1;     /* hvc0, hvc1 (or the console) */
 static int ctl_in = -1, ctl_out = -1;    /* hvc2 both ways; -1 in console mode */
 static int console_mode;                 /* no virtio consoles: text on /dev/console */
 static int failed;                       /* host test: exit status 1 after fail() */
+static int copy_fd = -1;                 /* hvc3: copy-out archive of rw volumes */
 
 /* ---- output helpers ---------------------------------------------------- */
 
@@ -111,6 +113,8 @@ static _Noreturn void finish(void)
 	/* Make sure the host has every byte before the VM disappears. */
 	tcdrain(out_fd);
 	tcdrain(err_fd);
+	if (copy_fd >= 0)
+		tcdrain(copy_fd);
 	if (ctl_out >= 0)
 		tcdrain(ctl_out);
 #ifdef SVM_INIT_HOST_TEST
@@ -346,6 +350,171 @@ static void open_channels(void)
 		fail("open " HVC "1: %s", strerror(errno));
 	make_raw(err_fd);
 }
+#endif
+
+/* ---- copy-out of read-write volumes (PROTOCOL.md, "Copy-out") ------------- */
+#ifndef SVM_INIT_HOST_TEST
+struct archive {
+	char *buf;
+	size_t used;
+	uint32_t ino;
+};
+
+static void ar_flush(struct archive *a)
+{
+	if (a->used && write_all(copy_fd, a->buf, a->used))
+		fail("copy-out: write " HVC "3: %s", strerror(errno));
+	a->used = 0;
+}
+
+static void ar_put(struct archive *a, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		size_t take = BUF_SIZE - a->used < n ? BUF_SIZE - a->used : n;
+		memcpy(a->buf + a->used, c, take);
+		a->used += take;
+		c += take;
+		n -= take;
+		if (a->used == BUF_SIZE)
+			ar_flush(a);
+	}
+}
+
+static void ar_pad(struct archive *a, size_t n)
+{
+	static const char zeros[4];
+	ar_put(a, zeros, (4 - (n & 3)) & 3);
+}
+
+/* A newc header and its name (ownership, times and links are not sent: the host ignores them). */
+static void ar_header(struct archive *a, const char *name, uint32_t mode, uint32_t size)
+{
+	char hdr[111];
+	size_t namesize = strlen(name) + 1;
+	snprintf(hdr, sizeof hdr, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		 ++a->ino, mode, 0u, 0u, 1u, 0u, size, 0u, 0u, 0u, 0u, (uint32_t)namesize, 0u);
+	ar_put(a, hdr, 110);
+	ar_put(a, name, namesize);
+	ar_pad(a, 110 + namesize);
+}
+
+/* Sends one regular file: exactly st_size bytes (zeros if it shrank meanwhile). */
+static void ar_file(struct archive *a, int dirfd, const char *name, const char *path, const struct stat *st)
+{
+	if (st->st_size > (off_t)UINT32_MAX)
+		fail("copy-out: %s: larger than 4 GiB", path);
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fail("copy-out: open %s: %s", path, strerror(errno));
+	uint32_t size = (uint32_t)st->st_size, left = size;
+	ar_header(a, path, (uint32_t)st->st_mode, size);
+	while (left > 0) {
+		if (a->used == BUF_SIZE)
+			ar_flush(a);
+		size_t want = BUF_SIZE - a->used < left ? BUF_SIZE - a->used : left;
+		ssize_t n = read(fd, a->buf + a->used, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("copy-out: read %s: %s", path, strerror(errno));
+		if (n == 0) {
+			memset(a->buf + a->used, 0, want);
+			n = (ssize_t)want;
+		}
+		a->used += (size_t)n;
+		left -= (uint32_t)n;
+	}
+	close(fd);
+	ar_pad(a, size);
+}
+
+/* Every entry below `dirfd` (directories before what they hold), named "path/NAME".
+ * Nothing may be left out silently: the host deletes what it copied in and does not
+ * see again, so whatever cannot be sent fails the copy-out. */
+static void ar_walk(struct archive *a, int dirfd, char *path, size_t len)
+{
+	DIR *d = fdopendir(dirfd);
+	if (!d)
+		fail("copy-out: opendir %s: %s", path, strerror(errno));
+	struct dirent *e;
+	while ((errno = 0, e = readdir(d))) {
+		const char *name = e->d_name;
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		size_t nlen = strlen(name);
+		if (len + 1 + nlen >= 4096)
+			fail("copy-out: %s/%s: path too long", path, name);
+		path[len] = '/';
+		memcpy(path + len + 1, name, nlen + 1);
+		struct stat st;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+			fail("copy-out: stat %s: %s", path, strerror(errno));
+		switch (st.st_mode & S_IFMT) {
+		case S_IFDIR: {
+			ar_header(a, path, (uint32_t)st.st_mode, 0);
+			int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0)
+				fail("copy-out: open %s: %s", path, strerror(errno));
+			ar_walk(a, sub, path, len + 1 + nlen);
+			break;
+		}
+		case S_IFREG:
+			ar_file(a, dirfd, name, path, &st);
+			break;
+		case S_IFLNK: {
+			char target[4096];
+			ssize_t n = readlinkat(dirfd, name, target, sizeof target);
+			if (n < 0 || n >= (ssize_t)sizeof target)
+				fail("copy-out: readlink %s: %s", path, n < 0 ? strerror(errno) : "too long");
+			ar_header(a, path, (uint32_t)st.st_mode, (uint32_t)n);
+			ar_put(a, target, (size_t)n);
+			ar_pad(a, (size_t)n);
+			break;
+		}
+		default:
+			break; /* FIFOs, sockets, devices: never copied in, never copied out */
+		}
+		path[len] = 0;
+	}
+	if (errno)
+		fail("copy-out: readdir %s: %s", path, strerror(errno));
+	closedir(d);
+}
+
+/* Streams every read-write volume to hvc3 as one newc archive, entries named "N/PATH"
+ * for volume N, then the trailer. Walks the initramfs copy (/svm/volumes/N), not the
+ * bind mount, so nothing a --root program mounted on the guest path is taken. */
+static void copy_out(const struct job *j)
+{
+	uint32_t rw = 0;
+	for (uint32_t i = 0; i < j->nvol; i++)
+		rw += !(j->vol_flags[i] & VOL_READ_ONLY);
+	if (!rw || console_mode)
+		return;
+	copy_fd = open(HVC "3", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (copy_fd < 0)
+		fail("copy-out: open " HVC "3: %s", strerror(errno));
+	make_raw(copy_fd);
+	struct archive a = { .buf = malloc(BUF_SIZE) };
+	char *path = malloc(4096);
+	if (!a.buf || !path)
+		fail("copy-out: out of memory");
+	for (uint32_t i = 0; i < j->nvol; i++) {
+		if (j->vol_flags[i] & VOL_READ_ONLY)
+			continue;
+		char root[64];
+		snprintf(root, sizeof root, "/svm/volumes/%u", i);
+		int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fail("copy-out: open %s: %s", root, strerror(errno));
+		ar_walk(&a, fd, path, (size_t)snprintf(path, 4096, "%u", i));
+	}
+	ar_header(&a, "TRAILER!!!", 0, 0);
+	ar_flush(&a);
+}
+#else
+static void copy_out(const struct job *j) { (void)j; } /* no volumes in host tests */
 #endif
 
 /* ---- running the program ------------------------------------------------ */
@@ -630,7 +799,9 @@ static void run(const struct job *j, int devnull)
 				   x[0] == 's' ? "killed by signal" : "exited with status", get_le32(x + 1));
 		write_all(out_fd, line, (size_t)len);
 	}
+	/* X first: the host knows the program's status even if the copy-out fails ('F'). */
 	send_frame('X', x, sizeof x);
+	copy_out(j);
 	finish();
 }
 
