@@ -66,6 +66,7 @@ public final class RunSession {
         let consoleTail = request.verbose ? nil : try ConsoleTail()
         defer { consoleTail?.close() }
         let control = try ControlChannel()
+        let copyOut = request.volumes.contains { !$0.readOnly } ? try CopyOutCollector(environment: environment) : nil
         var config = MachineConfig(kernelPath: kernel)
         config.initrdPath = image.initrdPath
         config.memorySize = request.memory
@@ -79,6 +80,9 @@ public final class RunSession {
             VirtioConsoleConfig { bytes in writeAll(bytes, to: 2) },
             VirtioConsoleConfig { bytes in control.receive(bytes) },
         ]
+        // Only with read-write volumes: every device costs guest boot time. The init sends
+        // the copy-out archive on it (hvc3) after the program's exit frame.
+        if let copyOut { config.virtioConsoles.append(VirtioConsoleConfig { bytes in copyOut.receive(bytes) }) }
         // The limit counts from svm's start, as the user sees it.
         if let limit = request.timeout { config.timeout = max(0.001, limit - (RunTimings.now() - timings.start)) }
 
@@ -105,7 +109,15 @@ public final class RunSession {
         if machine.diedAtFirstSystemCall {
             hint = "the guest kernel lacks svm's system-call fix for this host: use the kernel from scripts/build-guest-kernel"
         }
-        return RunOutcome.decide(machineExit: exit, report: report, timeout: request.timeout, consoleHint: hint)
+        let outcome = RunOutcome.decide(machineExit: exit, report: report, timeout: request.timeout, consoleHint: hint)
+        // Changes come back only from a program that ended by itself: after a timeout or a
+        // signal the archive is incomplete, and nothing of it is used.
+        guard case .program = outcome, let copyOut else { return outcome }
+        if let problem = VolumeCopyOut.apply(collector: copyOut, volumes: request.volumes, copiedIn: image.copiedIn,
+                                             guestFailure: report.failure, note: { FDWriter.message("note: \($0)") }) {
+            return .failed("\(problem) (the program's exit status was \(outcome.exitStatus))")
+        }
+        return outcome
     }
 
     /// A closed stdin, stdout or stderr would be reused by the next open(), and program

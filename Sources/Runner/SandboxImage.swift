@@ -20,6 +20,8 @@ public struct SandboxImage {
     public let dependencies: ProgramDependencies
     /// Archive size in bytes (the guest kernel unpacks all of it before the init starts).
     public let size: UInt64
+    /// For each volume (by index), the paths copied in, relative to its host directory.
+    public let copiedIn: [Set<String>]
 
     public static let archiveName = "initramfs.cpio"
 
@@ -68,13 +70,14 @@ public struct SandboxImage {
             var packer = VolumePacker(uid: job.uid, gid: job.gid)
             var own = stat()
             if stat(directory.path, &own) == 0 { packer.excluded = (UInt64(own.st_dev), UInt64(own.st_ino)) }
+            var copiedIn: [Set<String>] = []
             for (index, volume) in request.volumes.enumerated() {
-                try packer.pack(hostRoot: volume.hostPath, at: "svm/volumes/\(index)", into: &writer,
-                                note: note, interrupted: interrupted)
+                copiedIn.append(try packer.pack(hostRoot: volume.hostPath, at: "svm/volumes/\(index)", into: &writer,
+                                                note: note, interrupted: interrupted))
             }
             do { try writer.finish() } catch { throw RunError("\(error)") }
             return SandboxImage(directory: directory, initrdPath: path, job: job,
-                                dependencies: dependencies, size: writer.bytesWritten)
+                                dependencies: dependencies, size: writer.bytesWritten, copiedIn: copiedIn)
         } catch {
             directory.remove()
             throw error
