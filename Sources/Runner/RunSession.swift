@@ -56,8 +56,13 @@ public final class RunSession {
         guard let kernel = request.kernel ?? DefaultGuest.kernel(environment: environment) else {
             throw RunError("no --kernel given and no project-built kernel in \(cache)/default: run scripts/build-guest-kernel")
         }
+        // A terminal when asked for, or when the user is at one: stdin and stdout both
+        // terminals (with stdout redirected, the program's output must stay binary-exact).
+        let tty = request.tty || (isatty(0) == 1 && isatty(1) == 1)
         let forwardStdin = StdinForwarder.shouldForward(fd: 0)
-        let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin,
+        let terminal = tty ? TerminalSize.of(fd: 0) ?? TerminalSize.of(fd: 1) ?? (0, 0) : nil
+        let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin && !tty,
+                                           terminal: terminal,
                                            environment: environment,
                                            note: { FDWriter.message("note: \($0)") }, interrupted: interrupted)
         defer { image.directory.remove() }
@@ -90,12 +95,20 @@ public final class RunSession {
         do { machine = try Machine(config: config) } catch { throw RunError("\(error)") }
         image.directory.remove()  // the Machine holds the initrd in guest memory now
 
+        // Raw from here to the end of the run: keys (^C included) go to the guest's terminal,
+        // which echoes and edits. Restored on every way out: the run returns here on signals
+        // and timeouts too (they are read from the signalfd), and TerminalMode registers atexit.
+        let terminalMode = tty ? TerminalMode(fd: 0) : nil
+        terminalMode?.enterRaw()
+        defer { terminalMode?.restore() }
         let forwarder = forwardStdin
-            ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[2], ready: control.readyEvent) : nil
+            ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[tty ? 0 : 2], ready: control.readyEvent,
+                                 mode: tty ? .terminal : .frames) : nil
         timings.vmStarted = RunTimings.now()
         let exit = machine.run(signalFD: signalFD)
         timings.ended = RunTimings.now()
         forwarder?.stop()
+        terminalMode?.restore()
 
         let report = control.report
         timings.ready = report.readyAt

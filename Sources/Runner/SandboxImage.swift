@@ -28,16 +28,24 @@ public struct SandboxImage {
     /// - Parameters:
     ///   - initBinary: path of the static svm-init.
     ///   - forwardStdin: the host will send stdin frames (the job's has_stdin flag).
+    ///   - terminal: the program gets a terminal (hvc0) of this size (0×0: unknown).
     ///   - environment: the host environment (PATH for the program lookup, TMPDIR).
     ///   - note: receives one line for each volume entry that is skipped.
     ///   - interrupted: polled while copying; a signal number stops the build.
     public static func build(request: RunRequest, initBinary: String, forwardStdin: Bool,
+                             terminal: (rows: UInt16, columns: UInt16)? = nil,
                              environment: [String: String],
                              note: (String) -> Void = { _ in },
                              interrupted: () -> Int32? = { nil }) throws(RunError) -> SandboxImage {
         let dependencies = try resolveProgram(request.program, hostPath: environment["PATH"] ?? RunRequest.defaultPath)
         try checkVolumes(request.volumes)
-        let job = makeJob(request: request, dependencies: dependencies, forwardStdin: forwardStdin)
+        var job = makeJob(request: request, dependencies: dependencies, forwardStdin: forwardStdin)
+        if let terminal {
+            job.tty = true
+            job.hasStdin = false  // terminal input goes straight to hvc0
+            job.terminalRows = terminal.rows
+            job.terminalColumns = terminal.columns
+        }
         let jobBytes: [UInt8]
         do { jobBytes = try JobWriter.encode(job) } catch { throw RunError("\(error)") }
         var st = stat()
