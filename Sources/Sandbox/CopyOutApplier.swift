@@ -97,6 +97,7 @@ public struct CopyOutApplier {
                                     hostRoot: String) throws(CopyOutApplyError) {
         guard let parent = parentDirectory(entry, root: root, hostRoot: hostRoot) else { return }
         defer { close(parent) }
+        if try keepIfSame(entry, offset: offset, size: size, in: parent, hostRoot: hostRoot) { return }
         let temporary = temporaryName()
         let fd = openat(parent, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw CopyOutApplyError("create", "\(hostRoot)/\(entry.path)", errno: errno) }
@@ -111,6 +112,33 @@ public struct CopyOutApplier {
             throw error
         }
         try replace(entry, with: temporary, in: parent, hostRoot: hostRoot)
+    }
+
+    /// The whole volume comes back, changed or not: a host file with the same bytes is
+    /// left in place (its mtime too, which build tools care about), only its permissions
+    /// set. Not when it has other links: its mode is not the guest's to change then.
+    private func keepIfSame(_ entry: CopyOutEntry, offset: UInt64, size: UInt64, in parent: Int32,
+                            hostRoot: String) throws(CopyOutApplyError) -> Bool {
+        let fd = openat(parent, entry.components.last!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1,
+              UInt64(st.st_size) == size else { return false }
+        var theirs = [UInt8](repeating: 0, count: 64 << 10)
+        var ours = [UInt8](repeating: 0, count: 64 << 10)
+        var done: UInt64 = 0
+        while done < size {
+            let want = Int(min(UInt64(theirs.count), size - done))
+            let a = theirs.withUnsafeMutableBytes { pread(archiveFD, $0.baseAddress, want, off_t(offset + done)) }
+            let b = ours.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(done)) }
+            guard a == want, b == want, theirs[0..<want] == ours[0..<want] else { return false }
+            done += UInt64(want)
+        }
+        if UInt32(st.st_mode) & 0o7777 != entry.permissions && fchmod(fd, mode_t(entry.permissions)) != 0 {
+            throw CopyOutApplyError("chmod", "\(hostRoot)/\(entry.path)", errno: errno)
+        }
+        return true
     }
 
     private mutating func makeSymlink(_ entry: CopyOutEntry, target: String, root: Int32,

@@ -270,3 +270,39 @@ final class CopyOutTests: XCTestCase {
         XCTAssertLessThan(accepted, 2000)
     }
 }
+
+extension CopyOutTests {
+    /// Unchanged files stay the same inode (and mtime); a changed mode is still applied.
+    func testUnchangedFilesAreLeftInPlace() throws {
+        try "same\n".write(toFile: volume + "/same.txt", atomically: false, encoding: .utf8)
+        try "same\n".write(toFile: volume + "/chmod.txt", atomically: false, encoding: .utf8)
+        var before = stat(), beforeChmod = stat()
+        lstat(volume + "/same.txt", &before)
+        lstat(volume + "/chmod.txt", &beforeChmod)
+        var a = RawArchive()
+        a.file("0/same.txt", "same\n", mode: UInt32(before.st_mode) & 0o777)
+        a.file("0/chmod.txt", "same\n", mode: 0o600)
+        a.trailer()
+        try apply(a, copiedIn: ["same.txt", "chmod.txt"])
+        var after = stat(), afterChmod = stat()
+        lstat(volume + "/same.txt", &after)
+        lstat(volume + "/chmod.txt", &afterChmod)
+        XCTAssertEqual(after.st_ino, before.st_ino)
+        XCTAssertEqual(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec)
+        XCTAssertEqual(afterChmod.st_ino, beforeChmod.st_ino)
+        XCTAssertEqual(afterChmod.st_mode & 0o7777, 0o600)
+    }
+
+    /// A host file with a second link (say, to a file outside the volume) is replaced, not
+    /// changed in place, even when only its mode differs.
+    func testHardLinkedFilesAreNeverChangedInPlace() throws {
+        link(outside + "/target.txt", volume + "/linked.txt")
+        var a = RawArchive()
+        a.file("0/linked.txt", "secret\n", mode: 0o600)
+        a.trailer()
+        try apply(a, copiedIn: ["linked.txt"])
+        assertOutsideUntouched()
+        XCTAssertNotEqual(mode(outside + "/target.txt") & 0o7777, 0o600)
+        XCTAssertEqual(mode(volume + "/linked.txt") & 0o7777, 0o600)
+    }
+}
