@@ -31,6 +31,7 @@ public final class RunSession {
     /// volume entries (and, with --verbose, the guest's console).
     public func run() -> RunOutcome {
         Self.fillStandardDescriptors()
+        WindowSizeForwarder.blockSignal()
         let signalFD: Int32
         do { signalFD = try Signals.blockTerminatingSignals() } catch { return .failed("\(error)") }
         defer { close(signalFD) }
@@ -104,10 +105,13 @@ public final class RunSession {
         let forwarder = forwardStdin
             ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[tty ? 0 : 2], ready: control.readyEvent,
                                  mode: tty ? .terminal : .frames) : nil
+        let resizes = tty ? try WindowSizeForwarder(terminalFD: terminalMode?.fd ?? 1, console: machine.virtioConsoles[2],
+                                                     ready: control.readyEvent) : nil
         timings.vmStarted = RunTimings.now()
         let exit = machine.run(signalFD: signalFD)
         timings.ended = RunTimings.now()
         forwarder?.stop()
+        resizes?.stop()
         terminalMode?.restore()
 
         let report = control.report
