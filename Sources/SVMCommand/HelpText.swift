@@ -86,9 +86,9 @@ enum HelpText {
                            a tmpfs it can write to); created if missing
       -v, --volume HOST:GUEST[:ro]
                            copy the host directory HOST into the guest at GUEST (repeatable).
-                           Volumes are COPIED in when svm starts and, unless :ro, COPIED
-                           BACK when the program has ended by itself (not after --timeout or
-                           a signal to svm): new and changed files and directories are
+                           Volumes are COPIED in when svm starts and, unless :ro,
+                           COPIED BACK when the program has ended by itself (not after
+                           --timeout or a signal to svm): new and changed files and directories are
                            written to HOST, files that were copied in and are gone in the
                            guest are deleted there. Symlinks come back as symlinks and are
                            never followed; permission bits are kept except setuid/setgid;
