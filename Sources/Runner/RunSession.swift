@@ -130,6 +130,10 @@ public final class RunSession {
         // Changes come back only from a program that ended by itself: after a timeout or a
         // signal the archive is incomplete, and nothing of it is used.
         guard case .program = outcome, let copyOut else { return outcome }
+        // Stopped while the guest was still sending (Ctrl-C, --timeout): that is how the run
+        // ended, as far as the user is concerned, and nothing comes back.
+        if case let .interrupted(signal) = exit { return .interrupted(signal: signal) }
+        if case .timedOut = exit { return .timedOut(seconds: request.timeout ?? 0) }
         if let problem = VolumeCopyOut.apply(collector: copyOut, volumes: request.volumes, copiedIn: image.copiedIn,
                                              guestFailure: report.failure, note: { FDWriter.message("note: \($0)") }) {
             return .failed("\(problem) (the program's exit status was \(outcome.exitStatus))")
