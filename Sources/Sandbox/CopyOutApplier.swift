@@ -11,7 +11,8 @@ public struct CopyOutApplyError: Error, Equatable, CustomStringConvertible {
 
 /// Makes a host directory look like the guest's copy of a read-write volume, given the
 /// checked entries of a `CopyOutArchive`:
-/// 1. what was copied in (`copiedIn`) and is no longer in the guest is deleted, deepest first;
+/// 1. what was copied in (`copiedIn`) and is no longer in the guest is deleted, deepest first
+///    (a file the guest reports unchanged is still there, so it stays);
 /// 2. directories are created, regular files written (to a temporary name, then renamed over
 ///    the old one), symlinks recreated as symlinks, in archive order;
 /// 3. directory permissions are set last, so a read-only directory can still be filled.
@@ -51,6 +52,8 @@ public struct CopyOutApplier {
                 directories.append(entry)
             case let .file(offset, size):
                 try writeFile(entry, offset: offset, size: size, root: root, hostRoot: hostRoot)
+            case .unchangedFile:
+                break  // the host's copy stays; being listed keeps it from deletion
             case let .symlink(target):
                 try makeSymlink(entry, target: target, root: root, hostRoot: hostRoot)
             }

@@ -7,6 +7,9 @@ public struct CopyOutEntry: Equatable, Sendable {
         case directory
         /// The data is `size` bytes at `offset` in the archive file.
         case file(offset: UInt64, size: UInt64)
+        /// A regular file the guest did not touch (same inode at the same path, ctime from
+        /// before the program ran): sent without data, the host keeps its copy.
+        case unchangedFile
         case symlink(target: String)
     }
 
@@ -84,8 +87,8 @@ public struct CopyOutArchive {
             guard entries.count < Self.maxEntries else {
                 throw CopyOutArchiveError("more than \(Self.maxEntries) entries")
             }
-            if let entry = try Self.entry(name: raw, mode: fields.mode, dataStart: dataStart, size: size,
-                                          fd: fd, volumes: volumes, at: offset) {
+            if let entry = try Self.entry(name: raw, mode: fields.mode, check: fields.check, dataStart: dataStart,
+                                          size: size, fd: fd, volumes: volumes, at: offset) {
                 entries.append(entry)
             } else {
                 skipped += 1
@@ -95,7 +98,7 @@ public struct CopyOutArchive {
     }
 
     /// The entry, or nil when a name is not UTF-8 (skipped, not refused).
-    private static func entry(name raw: [UInt8], mode: UInt32, dataStart: UInt64, size: UInt64, fd: Int32,
+    private static func entry(name raw: [UInt8], mode: UInt32, check: UInt32, dataStart: UInt64, size: UInt64, fd: Int32,
                               volumes: Set<Int>, at offset: UInt64) throws(CopyOutArchiveError) -> CopyOutEntry? {
         let parts = raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         guard parts.count >= 2 else {
@@ -114,13 +117,17 @@ public struct CopyOutArchive {
             if let s = String(validating: part, as: UTF8.self) { components.append(s) } else { utf8 = false }
         }
         let permissions = mode & 0o1777
+        // check 1 marks an unchanged regular file (svm-init's only use of the field).
+        guard check == 0 || (check == 1 && mode & UInt32(S_IFMT) == UInt32(S_IFREG) && size == 0) else {
+            throw CopyOutArchiveError("entry at byte \(offset): check field \(check) (only 1, on a regular file without data)")
+        }
         let kind: CopyOutEntry.Kind
         switch mode & UInt32(S_IFMT) {
         case UInt32(S_IFDIR):
             guard size == 0 else { throw CopyOutArchiveError("entry at byte \(offset): a directory with data") }
             kind = .directory
         case UInt32(S_IFREG):
-            kind = .file(offset: dataStart, size: size)
+            kind = check == 1 ? .unchangedFile : .file(offset: dataStart, size: size)
         case UInt32(S_IFLNK):
             guard size >= 1, size <= UInt64(maxSymlinkTarget) else {
                 throw CopyOutArchiveError("entry at byte \(offset): symlink target of \(size) bytes")
@@ -140,9 +147,10 @@ public struct CopyOutArchive {
         var mode: UInt32
         var fileSize: UInt32
         var nameSize: UInt32
+        var check: UInt32
     }
 
-    /// "070701" and thirteen 8-digit hex fields; only mode, filesize and namesize matter.
+    /// "070701" and thirteen 8-digit hex fields; only mode, filesize, namesize and check matter.
     static func parseHeader(_ h: [UInt8], at offset: UInt64) throws(CopyOutArchiveError) -> Header {
         guard h.count == headerSize, h[0..<6].elementsEqual("070701".utf8) else {
             throw CopyOutArchiveError("entry at byte \(offset): bad cpio magic (newc 070701 expected)")
@@ -158,7 +166,7 @@ public struct CopyOutArchive {
             }
             values.append(v)
         }
-        return Header(mode: values[1], fileSize: values[6], nameSize: values[11])
+        return Header(mode: values[1], fileSize: values[6], nameSize: values[11], check: values[12])
     }
 
     static func hexDigit(_ b: UInt8) -> UInt32? {

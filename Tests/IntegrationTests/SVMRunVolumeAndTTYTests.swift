@@ -17,14 +17,17 @@ extension SVMRunTests {
         try requireGuest()
         try XCTSkipUnless(access(Self.busybox, X_OK) == 0, "needs \(Self.busybox) (apt-get install busybox-static)")
         let rw = tmpdir + "/rw", ro = tmpdir + "/ro", outside = tmpdir + "/outside"
-        mustRun(["/bin/mkdir", "-p", rw + "/sub", rw + "/keepdir", ro, outside])
+        mustRun(["/bin/mkdir", "-p", rw + "/sub", rw + "/keepdir", rw + "/movedir", ro, outside])
         mustRun(["/bin/sh", "-c", """
             echo keep > \(rw)/keep.txt; echo old > \(rw)/mod.txt; echo bye > \(rw)/del.txt
             echo x > \(rw)/sub/gone.txt; echo ro > \(ro)/r.txt; echo secret > \(outside)/target.txt
+            echo tomove > \(rw)/tomove.txt; echo inner > \(rw)/movedir/inner.txt
             chmod 777 \(outside) \(outside)/target.txt
             """])
         let snapshot = "cd \(tmpdir) && find ro outside | sort && cat ro/r.txt outside/target.txt && ls -lA ro outside | grep -v '^total'"
         let before = hostCommand(["/bin/sh", "-c", snapshot]).output
+        var keptBefore = stat()
+        XCTAssertEqual(lstat(rw + "/keep.txt", &keptBefore), 0)
 
         let bb = Self.busybox
         let script = """
@@ -43,6 +46,8 @@ extension SVMRunTests {
         echo pwned > /data/evil/planted.txt
         \(bb) ln -s \(outside)/target.txt /data/evil2
         echo pwned > /data/evil2
+        \(bb) mv /data/tomove.txt /data/moved.txt
+        \(bb) mv /data/movedir /data/renamed
         \(bb) rm -r /data/keepdir
         \(bb) ln -s \(outside) /data/keepdir
         if (echo x > /ro/x) 2>/dev/null; then echo ro-writable; else echo ro-denied; fi
@@ -74,6 +79,11 @@ extension SVMRunTests {
         XCTAssertEqual(read(rw + "/mod.txt"), "changed\n")
         XCTAssertEqual(mode(rw + "/mod.txt") & 0o7777, 0o600)
         XCTAssertEqual(read(rw + "/keep.txt"), "keep\n")
+        var keptAfter = stat()
+        XCTAssertEqual(lstat(rw + "/keep.txt", &keptAfter), 0)
+        XCTAssertEqual(keptAfter.st_ino, keptBefore.st_ino, "an untouched file is left in place")
+        XCTAssertEqual(read(rw + "/moved.txt"), "tomove\n", "a renamed file comes back with its data")
+        XCTAssertEqual(read(rw + "/renamed/inner.txt"), "inner\n", "so do the files of a renamed directory")
         XCTAssertEqual(read(rw + "/d1/d2/f"), "deep\n")
         XCTAssertEqual(mode(rw + "/d1/d2/f") & 0o7777, 0o755, "setuid is dropped")
         XCTAssertEqual(access(rw + "/del.txt", F_OK), -1)
@@ -84,7 +94,7 @@ extension SVMRunTests {
         let after = hostCommand(["/bin/sh", "-c", snapshot]).output
         XCTAssertEqual(after, before, "the read-only volume or the directory outside the volume changed")
         let left = hostCommand(["/bin/sh", "-c", "LC_ALL=C /bin/ls -A \(rw)"]).output
-        XCTAssertEqual(left, "d1\nevil\nevil2\nkeep.txt\nkeepdir\nmod.txt\nnew.txt\n")
+        XCTAssertEqual(left, "d1\nevil\nevil2\nkeep.txt\nkeepdir\nmod.txt\nmoved.txt\nnew.txt\nrenamed\n")
         assertNothingLeftBehind()
     }
 

@@ -7,10 +7,10 @@ struct RawArchive {
     var bytes: [UInt8] = []
 
     mutating func entry(_ name: String, mode: UInt32, data: [UInt8] = [], sizeField: UInt32? = nil,
-                        nameSizeField: UInt32? = nil) {
+                        nameSizeField: UInt32? = nil, check: UInt32 = 0) {
         let nameBytes = Array(name.utf8) + [0]
         let fields: [UInt32] = [1, mode, 0, 0, 1, 0, sizeField ?? UInt32(data.count), 0, 0, 0, 0,
-                                nameSizeField ?? UInt32(nameBytes.count), 0]
+                                nameSizeField ?? UInt32(nameBytes.count), check]
         bytes += Array("070701".utf8)
         for f in fields { bytes += Array(String(format: "%08X", f).utf8) }
         bytes += nameBytes
@@ -304,5 +304,28 @@ extension CopyOutTests {
         assertOutsideUntouched()
         XCTAssertNotEqual(mode(outside + "/target.txt") & 0o7777, 0o600)
         XCTAssertEqual(mode(volume + "/linked.txt") & 0o7777, 0o600)
+    }
+}
+
+extension CopyOutTests {
+    /// A file reported unchanged keeps the host's copy and is not deleted; the check field
+    /// means nothing else.
+    func testUnchangedFilesAreKeptAndTheCheckFieldIsStrict() throws {
+        try "host\n".write(toFile: volume + "/kept.txt", atomically: false, encoding: .utf8)
+        var a = RawArchive()
+        a.entry("0/kept.txt", mode: 0o100600, check: 1)
+        a.entry("0/not-there.txt", mode: 0o100600, check: 1)
+        a.trailer()
+        XCTAssertEqual(try apply(a, copiedIn: ["kept.txt"]), [])
+        XCTAssertEqual(read(volume + "/kept.txt"), "host\n")
+        XCTAssertNil(read(volume + "/not-there.txt"))
+
+        for (mode, data, check) in [(UInt32(0o100644), [UInt8]([1]), UInt32(1)), (0o040755, [], 1), (0o120777, [0x61], 1),
+                                    (0o100644, [], 2)] {
+            var b = RawArchive()
+            b.entry("0/x", mode: mode, data: data, check: check)
+            b.trailer()
+            XCTAssertTrue(try refused(b).contains("check field"), "mode \(String(mode, radix: 8)) check \(check)")
+        }
     }
 }
