@@ -60,7 +60,7 @@ public final class RunSession {
         // A terminal when asked for, or when the user is at one: stdin and stdout both
         // terminals (with stdout redirected, the program's output must stay binary-exact).
         let tty = request.tty || (isatty(0) == 1 && isatty(1) == 1)
-        let forwardStdin = StdinForwarder.shouldForward(fd: 0)
+        let forwardStdin = StdinForwarder.shouldForward(fd: 0, tty: tty)
         let terminal = tty ? TerminalSize.of(fd: 0) ?? TerminalSize.of(fd: 1) ?? (0, 0) : nil
         let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin && !tty,
                                            terminal: terminal,

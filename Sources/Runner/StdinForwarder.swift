@@ -19,9 +19,12 @@ final class StdinForwarder: @unchecked Sendable {
         case terminal
     }
 
-    /// Whether svm's stdin should be forwarded at all: not when it is closed.
-    static func shouldForward(fd: Int32) -> Bool {
-        fcntl(fd, F_GETFL) >= 0
+    /// Whether svm's stdin should be forwarded at all: not when it is closed, and not
+    /// from a terminal unless the program has one too (a terminal with stdout redirected:
+    /// reading it would take keys the user meant for the shell afterwards).
+    static func shouldForward(fd: Int32, tty: Bool) -> Bool {
+        guard fcntl(fd, F_GETFL) >= 0 else { return false }
+        return tty || isatty(fd) == 0
     }
 
     static let chunkSize = 32 << 10

@@ -64,10 +64,11 @@ enum HelpText {
     Runs PROGRAM, a Linux x86-64 ELF executable from this host, in a throwaway VM: svm
     copies the program and the shared libraries it needs into an initramfs, boots the
     project's guest kernel on it, and runs the program under a small init. Its stdout and
-    stderr come back byte for byte on svm's stdout and stderr, stdin is forwarded, and svm
-    exits with the program's status. When stdin and stdout are both terminals (or with
-    --tty) the program gets a terminal instead. Nothing of the host is visible in the
-    guest except what is copied in; the VM and everything in it are gone afterwards.
+    stderr come back byte for byte on svm's stdout and stderr, stdin is forwarded when it
+    is a pipe or a file, and svm exits with the program's status. When stdin and stdout
+    are both terminals (or with --tty) the program gets a terminal instead. Nothing of
+    the host is visible in the guest except what is copied in; the VM and everything in
+    it are gone afterwards.
 
     PROGRAM is looked up on the host PATH unless it contains a "/". Scripts are not
     programs: run their interpreter (svm run -- /bin/sh script.sh, with the script in a
@@ -117,9 +118,9 @@ enum HelpText {
 
     The guest: the project's kernel; the initramfs holds the program, its libraries, the
     volumes and the init (scripts/build-init); /tmp and /dev/shm are tmpfs; /proc, /sys
-    and /dev are mounted. The program runs in a new session (with a terminal only as above), as nobody
-    unless --root, with no network unless --net. Kernel messages never reach stdout or
-    stderr (see them with --verbose).
+    and /dev are mounted. The program runs in a new session (with a terminal only as
+    above), as nobody unless --root, with no network unless --net. Kernel messages never
+    reach stdout or stderr (see them with --verbose).
 
     Exit status:
       N      the program exited with status N
