@@ -25,6 +25,25 @@ public enum Signals {
         return fd
     }
 
+    /// Blocks `signals` in the calling thread, and so in threads it starts afterwards: a
+    /// signal then reaches only the signalfd that `watch` gives (SIGWINCH for `--tty`).
+    public static func block(_ signals: [Int32]) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// A non-blocking signalfd for `signals` (which must be blocked everywhere).
+    public static func watch(_ signals: [Int32]) throws(HostIOError) -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw HostIOError("signalfd", errno: errno) }
+        return fd
+    }
+
     /// Installs a no-op handler for the vCPU kick signal, without SA_RESTART so that
     /// KVM_RUN returns EINTR.
     public static func installKickHandler() {

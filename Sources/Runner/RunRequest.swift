@@ -35,6 +35,9 @@ public struct RunRequest: Sendable, Equatable {
     public var root: Bool
     /// The guest's serial console on stderr, and timings at the end.
     public var verbose: Bool
+    /// `--tty`: give the program a terminal even when svm's stdin and stdout are not
+    /// both terminals (when they are, it gets one anyway).
+    public var tty: Bool = false
 
     /// /tmp is a tmpfs the program can write to whoever it runs as; "/" is the initramfs
     /// root, which belongs to root.

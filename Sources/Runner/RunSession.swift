@@ -31,6 +31,7 @@ public final class RunSession {
     /// volume entries (and, with --verbose, the guest's console).
     public func run() -> RunOutcome {
         Self.fillStandardDescriptors()
+        WindowSizeForwarder.blockSignal()
         let signalFD: Int32
         do { signalFD = try Signals.blockTerminatingSignals() } catch { return .failed("\(error)") }
         defer { close(signalFD) }
@@ -56,8 +57,13 @@ public final class RunSession {
         guard let kernel = request.kernel ?? DefaultGuest.kernel(environment: environment) else {
             throw RunError("no --kernel given and no project-built kernel in \(cache)/default: run scripts/build-guest-kernel")
         }
-        let forwardStdin = StdinForwarder.shouldForward(fd: 0)
-        let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin,
+        // A terminal when asked for, or when the user is at one: stdin and stdout both
+        // terminals (with stdout redirected, the program's output must stay binary-exact).
+        let tty = request.tty || (isatty(0) == 1 && isatty(1) == 1)
+        let forwardStdin = StdinForwarder.shouldForward(fd: 0, tty: tty)
+        let terminal = tty ? TerminalSize.of(fd: 0) ?? TerminalSize.of(fd: 1) ?? (0, 0) : nil
+        let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin && !tty,
+                                           terminal: terminal,
                                            environment: environment,
                                            note: { FDWriter.message("note: \($0)") }, interrupted: interrupted)
         defer { image.directory.remove() }
@@ -66,6 +72,7 @@ public final class RunSession {
         let consoleTail = request.verbose ? nil : try ConsoleTail()
         defer { consoleTail?.close() }
         let control = try ControlChannel()
+        let copyOut = request.volumes.contains { !$0.readOnly } ? try CopyOutCollector(environment: environment) : nil
         var config = MachineConfig(kernelPath: kernel)
         config.initrdPath = image.initrdPath
         config.memorySize = request.memory
@@ -79,6 +86,9 @@ public final class RunSession {
             VirtioConsoleConfig { bytes in writeAll(bytes, to: 2) },
             VirtioConsoleConfig { bytes in control.receive(bytes) },
         ]
+        // Only with read-write volumes: every device costs guest boot time. The init sends
+        // the copy-out archive on it (hvc3) after the program's exit frame.
+        if let copyOut { config.virtioConsoles.append(VirtioConsoleConfig { bytes in copyOut.receive(bytes) }) }
         // The limit counts from svm's start, as the user sees it.
         if let limit = request.timeout { config.timeout = max(0.001, limit - (RunTimings.now() - timings.start)) }
 
@@ -86,12 +96,23 @@ public final class RunSession {
         do { machine = try Machine(config: config) } catch { throw RunError("\(error)") }
         image.directory.remove()  // the Machine holds the initrd in guest memory now
 
+        // Raw from here to the end of the run: keys (^C included) go to the guest's terminal,
+        // which echoes and edits. Restored on every way out: the run returns here on signals
+        // and timeouts too (they are read from the signalfd), and TerminalMode registers atexit.
+        let terminalMode = tty ? TerminalMode(fd: 0) : nil
+        terminalMode?.enterRaw()
+        defer { terminalMode?.restore() }
         let forwarder = forwardStdin
-            ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[2], ready: control.readyEvent) : nil
+            ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[tty ? 0 : 2], ready: control.readyEvent,
+                                 mode: tty ? .terminal : .frames) : nil
+        let resizes = tty ? try WindowSizeForwarder(terminalFD: terminalMode?.fd ?? 1, console: machine.virtioConsoles[2],
+                                                     ready: control.readyEvent) : nil
         timings.vmStarted = RunTimings.now()
         let exit = machine.run(signalFD: signalFD)
         timings.ended = RunTimings.now()
         forwarder?.stop()
+        resizes?.stop()
+        terminalMode?.restore()
 
         let report = control.report
         timings.ready = report.readyAt
@@ -105,7 +126,19 @@ public final class RunSession {
         if machine.diedAtFirstSystemCall {
             hint = "the guest kernel lacks svm's system-call fix for this host: use the kernel from scripts/build-guest-kernel"
         }
-        return RunOutcome.decide(machineExit: exit, report: report, timeout: request.timeout, consoleHint: hint)
+        let outcome = RunOutcome.decide(machineExit: exit, report: report, timeout: request.timeout, consoleHint: hint)
+        // Changes come back only from a program that ended by itself: after a timeout or a
+        // signal the archive is incomplete, and nothing of it is used.
+        guard case .program = outcome, let copyOut else { return outcome }
+        // Stopped while the guest was still sending (Ctrl-C, --timeout): that is how the run
+        // ended, as far as the user is concerned, and nothing comes back.
+        if case let .interrupted(signal) = exit { return .interrupted(signal: signal) }
+        if case .timedOut = exit { return .timedOut(seconds: request.timeout ?? 0) }
+        if let problem = VolumeCopyOut.apply(collector: copyOut, volumes: request.volumes, copiedIn: image.copiedIn,
+                                             guestFailure: report.failure, note: { FDWriter.message("note: \($0)") }) {
+            return .failed("\(problem) (the program's exit status was \(outcome.exitStatus))")
+        }
+        return outcome
     }
 
     /// A closed stdin, stdout or stderr would be reused by the next open(), and program

@@ -20,22 +20,32 @@ public struct SandboxImage {
     public let dependencies: ProgramDependencies
     /// Archive size in bytes (the guest kernel unpacks all of it before the init starts).
     public let size: UInt64
+    /// For each volume (by index), the paths copied in, relative to its host directory.
+    public let copiedIn: [Set<String>]
 
     public static let archiveName = "initramfs.cpio"
 
     /// - Parameters:
     ///   - initBinary: path of the static svm-init.
     ///   - forwardStdin: the host will send stdin frames (the job's has_stdin flag).
+    ///   - terminal: the program gets a terminal (hvc0) of this size (0×0: unknown).
     ///   - environment: the host environment (PATH for the program lookup, TMPDIR).
     ///   - note: receives one line for each volume entry that is skipped.
     ///   - interrupted: polled while copying; a signal number stops the build.
     public static func build(request: RunRequest, initBinary: String, forwardStdin: Bool,
+                             terminal: (rows: UInt16, columns: UInt16)? = nil,
                              environment: [String: String],
                              note: (String) -> Void = { _ in },
                              interrupted: () -> Int32? = { nil }) throws(RunError) -> SandboxImage {
         let dependencies = try resolveProgram(request.program, hostPath: environment["PATH"] ?? RunRequest.defaultPath)
         try checkVolumes(request.volumes)
-        let job = makeJob(request: request, dependencies: dependencies, forwardStdin: forwardStdin)
+        var job = makeJob(request: request, dependencies: dependencies, forwardStdin: forwardStdin)
+        if let terminal {
+            job.tty = true
+            job.hasStdin = false  // terminal input goes straight to hvc0
+            job.terminalRows = terminal.rows
+            job.terminalColumns = terminal.columns
+        }
         let jobBytes: [UInt8]
         do { jobBytes = try JobWriter.encode(job) } catch { throw RunError("\(error)") }
         var st = stat()
@@ -68,13 +78,14 @@ public struct SandboxImage {
             var packer = VolumePacker(uid: job.uid, gid: job.gid)
             var own = stat()
             if stat(directory.path, &own) == 0 { packer.excluded = (UInt64(own.st_dev), UInt64(own.st_ino)) }
+            var copiedIn: [Set<String>] = []
             for (index, volume) in request.volumes.enumerated() {
-                try packer.pack(hostRoot: volume.hostPath, at: "svm/volumes/\(index)", into: &writer,
-                                note: note, interrupted: interrupted)
+                copiedIn.append(try packer.pack(hostRoot: volume.hostPath, at: "svm/volumes/\(index)", into: &writer,
+                                                note: note, interrupted: interrupted))
             }
             do { try writer.finish() } catch { throw RunError("\(error)") }
             return SandboxImage(directory: directory, initrdPath: path, job: job,
-                                dependencies: dependencies, size: writer.bytesWritten)
+                                dependencies: dependencies, size: writer.bytesWritten, copiedIn: copiedIn)
         } catch {
             directory.remove()
             throw error

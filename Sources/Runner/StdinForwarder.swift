@@ -5,15 +5,26 @@ import Virtio
 
 /// Forwards svm's stdin to the program: once the init is ready, reads fd 0 and sends
 /// `I` frames on the control console, then `E` at end of file (or on a read error).
+/// With a terminal (`--tty`), the bytes go as they are to the console that is the
+/// program's terminal (hvc0), where the guest's line discipline handles them (echo, ^C);
+/// a terminal has no end of file to pass on, so the end of stdin only ends the forwarding.
 /// The console holds at most `VirtioConsole.inputBufferLimit` bytes for the guest, so the
 /// forwarder waits for room instead of letting it drop any: a program that reads slowly
 /// slows the reading of stdin, nothing is lost.
 final class StdinForwarder: @unchecked Sendable {
-    /// Whether svm's stdin should be forwarded at all: not when it is a terminal (there is
-    /// no tty mode yet; the program gets an empty stdin) or closed.
-    static func shouldForward(fd: Int32) -> Bool {
+    enum Mode {
+        /// `I`/`E` frames on the control console.
+        case frames
+        /// Raw bytes on the program's terminal console.
+        case terminal
+    }
+
+    /// Whether svm's stdin should be forwarded at all: not when it is closed, and not
+    /// from a terminal unless the program has one too (a terminal with stdout redirected:
+    /// reading it would take keys the user meant for the shell afterwards).
+    static func shouldForward(fd: Int32, tty: Bool) -> Bool {
         guard fcntl(fd, F_GETFL) >= 0 else { return false }
-        return isatty(fd) == 0
+        return tty || isatty(fd) == 0
     }
 
     static let chunkSize = 32 << 10
@@ -24,13 +35,13 @@ final class StdinForwarder: @unchecked Sendable {
     private let stopEvent: EventFD
     private let thread: WorkerThread
 
-    init(fd: Int32, console: VirtioConsole, ready: EventFD) throws(RunError) {
+    init(fd: Int32, console: VirtioConsole, ready: EventFD, mode: Mode = .frames) throws(RunError) {
         self.fd = fd
         self.console = console
         self.ready = ready
         do { stopEvent = try EventFD() } catch { throw RunError("\(error)") }
         let (fd, console, ready, stop) = (fd, console, ready, stopEvent)
-        thread = WorkerThread { StdinForwarder.loop(fd: fd, console: console, ready: ready, stop: stop) }
+        thread = WorkerThread { StdinForwarder.loop(fd: fd, console: console, ready: ready, stop: stop, mode: mode) }
         try thread.start()
     }
 
@@ -40,7 +51,7 @@ final class StdinForwarder: @unchecked Sendable {
         thread.join()
     }
 
-    private static func loop(fd: Int32, console: VirtioConsole, ready: EventFD, stop: EventFD) {
+    private static func loop(fd: Int32, console: VirtioConsole, ready: EventFD, stop: EventFD, mode: Mode) {
         // Nothing before the init's R frame: until then the guest's hvc2 may still echo.
         guard wait(for: ready.fd, orStop: stop) else { return }
         var buffer = [UInt8](repeating: 0, count: chunkSize)
@@ -49,10 +60,11 @@ final class StdinForwarder: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             if n <= 0 {
-                send(HostFrame.stdinEOF.encoded(), to: console, stop: stop)
+                if mode == .frames { send(HostFrame.stdinEOF.encoded(), to: console, stop: stop) }
                 return
             }
-            guard send(HostFrame.stdin(Array(buffer[0..<n])).encoded(), to: console, stop: stop) else { return }
+            let data = Array(buffer[0..<n])
+            guard send(mode == .frames ? HostFrame.stdin(data).encoded() : data, to: console, stop: stop) else { return }
         }
     }
 

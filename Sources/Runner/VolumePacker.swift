@@ -13,19 +13,24 @@ struct VolumePacker {
     /// --volume /tmp:/data) must not copy the archive being written into itself.
     var excluded: (device: UInt64, inode: UInt64)?
 
-    /// `hostRoot` must be a directory (symlinks to one are followed).
+    /// `hostRoot` must be a directory (symlinks to one are followed). Returns the paths
+    /// copied (relative to `hostRoot`): after a read-write run, those the guest no longer
+    /// has are deleted on the host, and only those.
     /// - Parameters:
     ///   - note: receives one line per skipped entry.
     ///   - interrupted: checked before each entry; a terminating signal's number stops the packing.
     func pack(hostRoot: String, at archiveRoot: String, into writer: inout CPIOWriter,
-              note: (String) -> Void, interrupted: () -> Int32?) throws(RunError) {
+              note: (String) -> Void, interrupted: () -> Int32?) throws(RunError) -> Set<String> {
         var st = stat()
         guard stat(hostRoot, &st) == 0 else { throw RunError("\(hostRoot): \(String(cString: strerror(errno)))") }
-        try packDirectory(host: hostRoot, archive: archiveRoot, mode: UInt32(st.st_mode), into: &writer,
-                          note: note, interrupted: interrupted)
+        var copied = Set<String>()
+        try packDirectory(host: hostRoot, archive: archiveRoot, relative: "", mode: UInt32(st.st_mode), into: &writer,
+                          copied: &copied, note: note, interrupted: interrupted)
+        return copied
     }
 
-    private func packDirectory(host: String, archive: String, mode: UInt32, into writer: inout CPIOWriter,
+    private func packDirectory(host: String, archive: String, relative: String, mode: UInt32,
+                               into writer: inout CPIOWriter, copied: inout Set<String>,
                                note: (String) -> Void, interrupted: () -> Int32?) throws(RunError) {
         do { try writer.addDirectory(archive, mode: Self.permissions(mode), uid: uid, gid: gid) }
         catch { throw RunError("\(host): \(error)") }
@@ -40,6 +45,7 @@ struct VolumePacker {
             if let signal = interrupted() { throw RunError.interrupted(signal: signal) }
             let hostPath = host + "/" + name
             let archivePath = archive + "/" + name
+            let relativePath = relative.isEmpty ? name : relative + "/" + name
             var st = stat()
             guard lstat(hostPath, &st) == 0 else {
                 if errno == ENOENT { continue }  // removed while we were copying
@@ -48,19 +54,22 @@ struct VolumePacker {
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 if let x = excluded, UInt64(st.st_dev) == x.device, UInt64(st.st_ino) == x.inode { continue }
-                try packDirectory(host: hostPath, archive: archivePath, mode: UInt32(st.st_mode), into: &writer,
-                                  note: note, interrupted: interrupted)
+                copied.insert(relativePath)
+                try packDirectory(host: hostPath, archive: archivePath, relative: relativePath, mode: UInt32(st.st_mode),
+                                  into: &writer, copied: &copied, note: note, interrupted: interrupted)
             case S_IFREG:
                 do {
                     try writer.addFile(archivePath, copyingFrom: hostPath, mode: Self.permissions(UInt32(st.st_mode)),
                                        uid: uid, gid: gid)
                 } catch { throw RunError("\(error)") }
+                copied.insert(relativePath)
             case S_IFLNK:
                 guard let target = Self.readLink(hostPath) else {
                     throw RunError("\(hostPath): readlink failed: \(String(cString: strerror(errno)))")
                 }
                 do { try writer.addSymlink(archivePath, target: target, uid: uid, gid: gid) }
                 catch { throw RunError("\(hostPath): \(error)") }
+                copied.insert(relativePath)
             default:
                 note("skipping \(hostPath): \(Self.kindName(st.st_mode)) (volumes hold files, directories and symlinks)")
             }

@@ -70,9 +70,10 @@ enum HelpText {
     copies the program and the shared libraries it needs into an initramfs, boots the
     project's guest kernel on it, and runs the program under a small init. Its stdout and
     stderr come back byte for byte on svm's stdout and stderr, stdin is forwarded when it
-    is a pipe or a file (on a terminal the program's stdin is empty: no tty mode yet), and
-    svm exits with the program's status. Nothing of the host is visible in the guest
-    except what is copied in; the VM and everything in it are gone afterwards.
+    is a pipe or a file, and svm exits with the program's status. When stdin and stdout
+    are both terminals (or with --tty) the program gets a terminal instead. Nothing of
+    the host is visible in the guest except what is copied in; the VM and everything in
+    it are gone afterwards.
 
     PROGRAM is looked up on the host PATH unless it contains a "/". Scripts are not
     programs: run their interpreter (svm run -- /bin/sh script.sh, with the script in a
@@ -91,26 +92,40 @@ enum HelpText {
                            a tmpfs it can write to); created if missing
       -v, --volume HOST:GUEST[:ro]
                            copy the host directory HOST into the guest at GUEST (repeatable).
-                           Volumes are COPIED in when svm starts: changes made in the guest
-                           are NOT copied back to the host. :ro makes the guest copy
-                           read-only. Files, directories and symlinks are copied (symlinks
-                           as they are); anything else is skipped with a note. Everything
-                           in a volume belongs to the program's user in the guest.
+                           Volumes are COPIED in when svm starts and, unless :ro,
+                           COPIED BACK when the program has ended by itself (not after
+                           --timeout or a signal to svm): new and changed files and directories are
+                           written to HOST, files that were copied in and are gone in the
+                           guest are deleted there. Symlinks come back as symlinks and are
+                           never followed; permission bits are kept except setuid/setgid;
+                           new files belong to the user running svm. At most 1 GiB comes
+                           back (files, names and headers); a guest that sends more, or
+                           anything malformed, changes nothing on the host and svm exits 125.
+                           :ro makes the guest copy read-only, and nothing comes back.
+                           Files, directories and symlinks are copied in (symlinks as they
+                           are); anything else is skipped with a note. Everything in a
+                           volume belongs to the program's user in the guest.
       -n, --net none|tap=NAME[,mac=MAC]
                            no network (default), or a virtio-net interface on an existing
                            host TAP device (scripts/tap-setup). svm configures no address in
                            the guest: the program must do it (which needs --root).
       -k, --kernel PATH    the guest kernel (default: the one scripts/build-guest-kernel built)
           --root           run the program as root (uid 0) in the guest; default: nobody (65534)
+          --tty            give the program a terminal (its controlling tty, with the size
+                           of svm's), as it gets anyway when svm's stdin and stdout are both
+                           terminals. stdout and stderr are then MERGED into svm's stdout,
+                           with terminal line endings (\\r\\n), as with docker run -t; svm's
+                           terminal is raw while the program runs (^C goes to the program)
+                           and restored afterwards.
           --verbose        show the guest's serial console on stderr, and at the end how long
                            set-up, boot, the program and shutdown took
       -h, --help           this text
 
     The guest: the project's kernel; the initramfs holds the program, its libraries, the
     volumes and the init (scripts/build-init); /tmp and /dev/shm are tmpfs; /proc, /sys
-    and /dev are mounted. The program runs in a new session with no terminal, as nobody
-    unless --root, with no network unless --net. Kernel messages never reach stdout or
-    stderr (see them with --verbose).
+    and /dev are mounted. The program runs in a new session (with a terminal only as
+    above), as nobody unless --root, with no network unless --net. Kernel messages never
+    reach stdout or stderr (see them with --verbose).
 
     Exit status:
       N      the program exited with status N
@@ -118,8 +133,9 @@ enum HelpText {
       124    --timeout expired
       125    svm could not run the program: usage error, program not found or not an
              x86-64 ELF executable, a missing volume, no usable /dev/kvm, no kernel or
-             init, or the guest failed before the program's status came back (one line
-             on stderr says which)
+             init, the guest failed before the program's status came back, or the
+             copy-back of a read-write volume failed (one line on stderr says which,
+             with the program's status when it was known)
 
     """
 }

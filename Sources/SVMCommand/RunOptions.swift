@@ -87,6 +87,9 @@ public struct RunOptions: Sendable, Equatable {
             case "--verbose":
                 try noValue()
                 o.request.verbose = true
+            case "--tty":
+                try noValue()
+                o.request.tty = true
             case "--help", "-h":
                 o.help = true
                 return o

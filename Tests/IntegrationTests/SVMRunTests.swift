@@ -89,7 +89,7 @@ final class SVMRunTests: XCTestCase {
         }
         let help = try svmRun(["--help"], timeout: 30)
         XCTAssertEqual(help.status, 0)
-        for text in ["--volume", "NOT copied back", "--timeout", "--root", "125", "124", "128+N"] {
+        for text in ["--volume", "COPIED BACK", "1 GiB", "--tty", "MERGED", "--timeout", "--root", "125", "124", "128+N"] {
             XCTAssertTrue(help.out.contains(text), "svm run --help lacks \(text)")
         }
     }

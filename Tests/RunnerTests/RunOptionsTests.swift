@@ -20,13 +20,14 @@ final class RunOptionsTests: XCTestCase {
         XCTAssertNil(r.kernel)
         XCTAssertFalse(r.root)
         XCTAssertFalse(r.verbose)
+        XCTAssertFalse(r.tty)
         XCTAssertEqual(r.networks, [])
     }
 
     func testEveryFlag() throws {
         let r = try parse(["--mem", "1G", "--cpus", "2", "--timeout", "90", "--env", "A=1", "-e", "B=", "--env=C=x=y",
                            "--workdir", "/work", "--volume", "/src:/data:ro", "-v", "rel:/out", "--net", "tap=tap0",
-                           "--kernel", "/k/vmlinux", "--root", "--verbose", "--", "prog", "-x", "--", "--mem"])
+                           "--kernel", "/k/vmlinux", "--root", "--verbose", "--tty", "--", "prog", "-x", "--", "--mem"])
         XCTAssertEqual(r.memory, 1 << 30)
         XCTAssertEqual(r.cpus, 2)
         XCTAssertEqual(r.timeout, 90)
@@ -38,6 +39,7 @@ final class RunOptionsTests: XCTestCase {
         XCTAssertEqual(r.kernel, "/k/vmlinux")
         XCTAssertTrue(r.root)
         XCTAssertTrue(r.verbose)
+        XCTAssertTrue(r.tty)
         // Everything after the program is the program's, flags and "--" included.
         XCTAssertEqual(r.program, "prog")
         XCTAssertEqual(r.arguments, ["-x", "--", "--mem"])

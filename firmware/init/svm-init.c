@@ -32,7 +32,9 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BUF_SIZE (64u << 10)
@@ -57,6 +59,7 @@ static int out_fd = -1, err_fd = -1;     /* hvc0, hvc1 (or the console) */
 static int ctl_in = -1, ctl_out = -1;    /* hvc2 both ways; -1 in console mode */
 static int console_mode;                 /* no virtio consoles: text on /dev/console */
 static int failed;                       /* host test: exit status 1 after fail() */
+static int copy_fd = -1;                 /* hvc3: copy-out archive of rw volumes */
 
 /* ---- output helpers ---------------------------------------------------- */
 
@@ -111,6 +114,8 @@ static _Noreturn void finish(void)
 	/* Make sure the host has every byte before the VM disappears. */
 	tcdrain(out_fd);
 	tcdrain(err_fd);
+	if (copy_fd >= 0)
+		tcdrain(copy_fd);
 	if (ctl_out >= 0)
 		tcdrain(ctl_out);
 #ifdef SVM_INIT_HOST_TEST
@@ -346,6 +351,250 @@ static void open_channels(void)
 		fail("open " HVC "1: %s", strerror(errno));
 	make_raw(err_fd);
 }
+#endif
+
+/* ---- copy-out of read-write volumes (PROTOCOL.md, "Copy-out") ------------- */
+#ifndef SVM_INIT_HOST_TEST
+
+/* What the rw volumes held before the program ran: regular files by inode and path. A
+ * file is sent without its data ("unchanged", check = 1) only if it is still the same
+ * inode at the same path and its ctime, which every write, chmod, link and rename
+ * updates, is older than `started` (taken just before the program starts). */
+struct inventory_entry {
+	ino_t ino;
+	char *path;
+};
+static struct inventory_entry *inventory;
+static size_t inventory_len, inventory_cap;
+static struct timespec started;
+
+static void inventory_add(ino_t ino, const char *path)
+{
+	if (inventory_len == inventory_cap) {
+		inventory_cap = inventory_cap ? 2 * inventory_cap : 256;
+		inventory = realloc(inventory, inventory_cap * sizeof *inventory);
+		if (!inventory)
+			fail("inventory: out of memory");
+	}
+	inventory[inventory_len].ino = ino;
+	if (!(inventory[inventory_len++].path = strdup(path)))
+		fail("inventory: out of memory");
+}
+
+static int inventory_order(const void *a, const void *b)
+{
+	ino_t x = ((const struct inventory_entry *)a)->ino, y = ((const struct inventory_entry *)b)->ino;
+	return x < y ? -1 : x > y;
+}
+
+static int unchanged(const struct stat *st, const char *path)
+{
+	if (st->st_ctim.tv_sec > started.tv_sec ||
+	    (st->st_ctim.tv_sec == started.tv_sec && st->st_ctim.tv_nsec >= started.tv_nsec))
+		return 0;
+	struct inventory_entry key = { .ino = st->st_ino };
+	struct inventory_entry *e = bsearch(&key, inventory, inventory_len, sizeof key, inventory_order);
+	return e && !strcmp(e->path, path);
+}
+
+struct archive {
+	char *buf;
+	size_t used;
+	uint32_t ino;
+};
+
+static void ar_flush(struct archive *a)
+{
+	if (a->used && write_all(copy_fd, a->buf, a->used))
+		fail("copy-out: write " HVC "3: %s", strerror(errno));
+	a->used = 0;
+}
+
+static void ar_put(struct archive *a, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		size_t take = BUF_SIZE - a->used < n ? BUF_SIZE - a->used : n;
+		memcpy(a->buf + a->used, c, take);
+		a->used += take;
+		c += take;
+		n -= take;
+		if (a->used == BUF_SIZE)
+			ar_flush(a);
+	}
+}
+
+static void ar_pad(struct archive *a, size_t n)
+{
+	static const char zeros[4];
+	ar_put(a, zeros, (4 - (n & 3)) & 3);
+}
+
+/* A newc header and its name (ownership, times and links are not sent: the host ignores
+ * them); `check` 1 marks an unchanged regular file, sent without data. */
+static void ar_header(struct archive *a, const char *name, uint32_t mode, uint32_t size, uint32_t check)
+{
+	char hdr[111];
+	size_t namesize = strlen(name) + 1;
+	snprintf(hdr, sizeof hdr, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		 ++a->ino, mode, 0u, 0u, 1u, 0u, size, 0u, 0u, 0u, 0u, (uint32_t)namesize, check);
+	ar_put(a, hdr, 110);
+	ar_put(a, name, namesize);
+	ar_pad(a, 110 + namesize);
+}
+
+/* Sends one regular file: exactly st_size bytes (zeros if it shrank meanwhile). */
+static void ar_file(struct archive *a, int dirfd, const char *name, const char *path, const struct stat *st)
+{
+	if (st->st_size > (off_t)UINT32_MAX)
+		fail("copy-out: %s: larger than 4 GiB", path);
+	if (unchanged(st, path)) {
+		ar_header(a, path, (uint32_t)st->st_mode, 0, 1);
+		return;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fail("copy-out: open %s: %s", path, strerror(errno));
+	uint32_t size = (uint32_t)st->st_size, left = size;
+	ar_header(a, path, (uint32_t)st->st_mode, size, 0);
+	while (left > 0) {
+		if (a->used == BUF_SIZE)
+			ar_flush(a);
+		size_t want = BUF_SIZE - a->used < left ? BUF_SIZE - a->used : left;
+		ssize_t n = read(fd, a->buf + a->used, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			fail("copy-out: read %s: %s", path, strerror(errno));
+		if (n == 0) {
+			memset(a->buf + a->used, 0, want);
+			n = (ssize_t)want;
+		}
+		a->used += (size_t)n;
+		left -= (uint32_t)n;
+	}
+	close(fd);
+	ar_pad(a, size);
+}
+
+/* Every entry below `dirfd` (directories before what they hold), named "path/NAME",
+ * sent to `a`; with no archive, the regular files go into the inventory instead.
+ * Nothing may be left out silently: the host deletes what it copied in and does not
+ * see again, so whatever cannot be sent fails the copy-out. */
+static void ar_walk(struct archive *a, int dirfd, char *path, size_t len)
+{
+	DIR *d = fdopendir(dirfd);
+	if (!d)
+		fail("copy-out: opendir %s: %s", path, strerror(errno));
+	struct dirent *e;
+	while ((errno = 0, e = readdir(d))) {
+		const char *name = e->d_name;
+		if (!strcmp(name, ".") || !strcmp(name, ".."))
+			continue;
+		size_t nlen = strlen(name);
+		if (len + 1 + nlen >= 4096)
+			fail("copy-out: %s/%s: path too long", path, name);
+		path[len] = '/';
+		memcpy(path + len + 1, name, nlen + 1);
+		struct stat st;
+		if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+			fail("copy-out: stat %s: %s", path, strerror(errno));
+		switch (st.st_mode & S_IFMT) {
+		case S_IFDIR: {
+			if (a)
+				ar_header(a, path, (uint32_t)st.st_mode, 0, 0);
+			int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (sub < 0)
+				fail("copy-out: open %s: %s", path, strerror(errno));
+			ar_walk(a, sub, path, len + 1 + nlen);
+			break;
+		}
+		case S_IFREG:
+			if (a)
+				ar_file(a, dirfd, name, path, &st);
+			else
+				inventory_add(st.st_ino, path);
+			break;
+		case S_IFLNK: {
+			if (!a)
+				break;
+			char target[4096];
+			ssize_t n = readlinkat(dirfd, name, target, sizeof target);
+			if (n < 0 || n >= (ssize_t)sizeof target)
+				fail("copy-out: readlink %s: %s", path, n < 0 ? strerror(errno) : "too long");
+			ar_header(a, path, (uint32_t)st.st_mode, (uint32_t)n, 0);
+			ar_put(a, target, (size_t)n);
+			ar_pad(a, (size_t)n);
+			break;
+		}
+		default:
+			break; /* FIFOs, sockets, devices: never copied in, never copied out */
+		}
+		path[len] = 0;
+	}
+	if (errno)
+		fail("copy-out: readdir %s: %s", path, strerror(errno));
+	closedir(d);
+}
+
+static int has_rw_volume(const struct job *j)
+{
+	for (uint32_t i = 0; i < j->nvol; i++)
+		if (!(j->vol_flags[i] & VOL_READ_ONLY))
+			return 1;
+	return 0;
+}
+
+/* Walks every read-write volume, names "N/PATH" for volume N, into `a` or the inventory.
+ * It walks the initramfs copy (/svm/volumes/N), not the bind mount, so nothing a --root
+ * program mounted on the guest path is taken. */
+static void walk_volumes(const struct job *j, struct archive *a)
+{
+	char *path = malloc(4096);
+	if (!path)
+		fail("copy-out: out of memory");
+	for (uint32_t i = 0; i < j->nvol; i++) {
+		if (j->vol_flags[i] & VOL_READ_ONLY)
+			continue;
+		char root[64];
+		snprintf(root, sizeof root, "/svm/volumes/%u", i);
+		int fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fail("copy-out: open %s: %s", root, strerror(errno));
+		ar_walk(a, fd, path, (size_t)snprintf(path, 4096, "%u", i));
+	}
+	free(path);
+}
+
+/* Before the program runs: the inventory, then the time that splits old from new. */
+static void take_inventory(const struct job *j)
+{
+	if (!has_rw_volume(j))
+		return;
+	walk_volumes(j, NULL);
+	qsort(inventory, inventory_len, sizeof *inventory, inventory_order);
+	/* Coarse, like the ctime the kernel stamps, so no change is dated before it. */
+	clock_gettime(CLOCK_REALTIME_COARSE, &started);
+}
+
+/* Streams every read-write volume to hvc3 as one newc archive, then the trailer. */
+static void copy_out(const struct job *j)
+{
+	if (!has_rw_volume(j) || console_mode)
+		return;
+	copy_fd = open(HVC "3", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (copy_fd < 0)
+		fail("copy-out: open " HVC "3: %s", strerror(errno));
+	make_raw(copy_fd);
+	struct archive a = { .buf = malloc(BUF_SIZE) };
+	if (!a.buf)
+		fail("copy-out: out of memory");
+	walk_volumes(j, &a);
+	ar_header(&a, "TRAILER!!!", 0, 0, 0);
+	ar_flush(&a);
+}
+#else
+static void copy_out(const struct job *j) { (void)j; } /* no volumes in host tests */
 #endif
 
 /* ---- running the program ------------------------------------------------ */
@@ -630,7 +879,9 @@ static void run(const struct job *j, int devnull)
 				   x[0] == 's' ? "killed by signal" : "exited with status", get_le32(x + 1));
 		write_all(out_fd, line, (size_t)len);
 	}
+	/* X first: the host knows the program's status even if the copy-out fails ('F'). */
 	send_frame('X', x, sizeof x);
+	copy_out(j);
 	finish();
 }
 
@@ -685,6 +936,7 @@ int main(int argc, char **argv)
 	mount_fs("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	read_job("/svm/job", &job);
 	mount_volumes(&job);
+	take_inventory(&job);
 	if (!(job.flags & FLAG_TTY)) {
 		make_raw(out_fd);
 	} else if (job.rows || job.cols) {

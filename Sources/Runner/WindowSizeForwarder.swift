@@ -1,0 +1,60 @@
+import Glibc
+import HostIO
+import Sandbox
+import Virtio
+
+/// With a terminal (`--tty`): when svm's terminal is resized (SIGWINCH), sends its new size
+/// as a `W` frame, and the init sets it on the guest terminal (the program gets SIGWINCH).
+/// SIGWINCH must be blocked in every thread first (`blockSignal`), so that only this
+/// thread's signalfd sees it.
+final class WindowSizeForwarder: @unchecked Sendable {
+    private let signalFD: Int32
+    private let stopEvent: EventFD
+    private let thread: WorkerThread
+
+    /// Call before any thread is started: threads inherit the mask.
+    static func blockSignal() {
+        Signals.block([SIGWINCH])
+    }
+
+    /// - Parameter terminalFD: the terminal whose size is sent.
+    init(terminalFD: Int32, console: VirtioConsole, ready: EventFD) throws(RunError) {
+        do { signalFD = try Signals.watch([SIGWINCH]) } catch { throw RunError("SIGWINCH: \(error)") }
+        do { stopEvent = try EventFD() } catch {
+            close(signalFD)
+            throw RunError("\(error)")
+        }
+        let (fd, stop, signals) = (terminalFD, stopEvent, signalFD)
+        thread = WorkerThread {
+            // Nothing before the init's R frame: until then hvc2 may still echo.
+            guard WindowSizeForwarder.wait(for: ready.fd, orStop: stop) else { return }
+            while WindowSizeForwarder.wait(for: signals, orStop: stop) {
+                while Signals.readSignal(from: signals) != nil {}
+                if let size = TerminalSize.of(fd: fd) {
+                    console.receive(HostFrame.windowSize(rows: size.rows, columns: size.columns).encoded())
+                }
+            }
+        }
+        try thread.start()
+    }
+
+    func stop() {
+        stopEvent.signal()
+        thread.join()
+        close(signalFD)
+    }
+
+    /// Waits for `fd` to be readable; false when `stop` fires first.
+    private static func wait(for fd: Int32, orStop stop: EventFD) -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)]
+        while true {
+            if poll(&fds, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            if fds[1].revents != 0 { return false }
+            if fds[0].revents != 0 { return true }
+        }
+    }
+}
