@@ -50,26 +50,9 @@ public struct BootOptions: Sendable {
             case "--initrd", "-i": o.initrd = try next()
             case "--firmware": o.firmware = try next()
             case "--cmdline", "-c": o.commandLine = try next()
-            case "--mem", "-m":
-                let text = try next()
-                guard let bytes = SizeParser.parse(text) else {
-                    throw UsageError("--mem \(text): not a size (use e.g. 512M, 2G, or a number of MiB)")
-                }
-                guard bytes >= minimumMemory else { throw UsageError("--mem \(text): at least 16M is needed") }
-                guard bytes % 4096 == 0 else { throw UsageError("--mem \(text): must be a multiple of 4K") }
-                o.memory = bytes
-            case "--cpus", "-p":
-                let text = try next()
-                guard let n = Int(text), (1...MachineConfig.maximumCPUs).contains(n) else {
-                    throw UsageError("--cpus \(text): must be a whole number from 1 to \(MachineConfig.maximumCPUs)")
-                }
-                o.cpus = n
-            case "--timeout", "-t":
-                let text = try next()
-                guard let s = Double(text), s > 0, s.isFinite else {
-                    throw UsageError("--timeout \(text): must be a positive number of seconds")
-                }
-                o.timeout = s
+            case "--mem", "-m": o.memory = try OptionValues.memory(try next(), example: "512M, 2G")
+            case "--cpus", "-p": o.cpus = try OptionValues.cpus(try next())
+            case "--timeout", "-t": o.timeout = try OptionValues.timeout(try next())
             case "--disk", "-d": o.disks.append(try parseDisk(try next()))
             case "--net", "-n": o.networks.append(try parseNetwork(try next()))
             case "--console":

@@ -42,26 +42,9 @@ public struct RunOptions: Sendable, Equatable {
                 if inlineValue != nil { throw UsageError("\(arg) takes no value") }
             }
             switch arg {
-            case "--mem", "-m":
-                let text = try next()
-                guard let bytes = SizeParser.parse(text) else {
-                    throw UsageError("--mem \(text): not a size (use e.g. 256M, 1G, or a number of MiB)")
-                }
-                guard bytes >= BootOptions.minimumMemory else { throw UsageError("--mem \(text): at least 16M is needed") }
-                guard bytes % 4096 == 0 else { throw UsageError("--mem \(text): must be a multiple of 4K") }
-                o.request.memory = bytes
-            case "--cpus", "-p":
-                let text = try next()
-                guard let n = Int(text), (1...MachineConfig.maximumCPUs).contains(n) else {
-                    throw UsageError("--cpus \(text): must be a whole number from 1 to \(MachineConfig.maximumCPUs)")
-                }
-                o.request.cpus = n
-            case "--timeout", "-t":
-                let text = try next()
-                guard let s = Double(text), s > 0, s.isFinite else {
-                    throw UsageError("--timeout \(text): must be a positive number of seconds")
-                }
-                o.request.timeout = s
+            case "--mem", "-m": o.request.memory = try OptionValues.memory(try next(), example: "256M, 1G")
+            case "--cpus", "-p": o.request.cpus = try OptionValues.cpus(try next())
+            case "--timeout", "-t": o.request.timeout = try OptionValues.timeout(try next())
             case "--env", "-e":
                 o.request.environment.append(try parseEnvironment(try next()))
             case "--workdir", "-w":
