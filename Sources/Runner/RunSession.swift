@@ -96,15 +96,18 @@ public final class RunSession {
         do { machine = try Machine(config: config) } catch { throw RunError("\(error)") }
         image.directory.remove()  // the Machine holds the initrd in guest memory now
 
-        // Raw from here to the end of the run: keys (^C included) go to the guest's terminal,
-        // which echoes and edits. Restored on every way out: the run returns here on signals
-        // and timeouts too (they are read from the signalfd), and TerminalMode registers atexit.
+        // Raw once the guest is ready (the forwarder does it on the init's R frame), to the end
+        // of the run: keys (^C included) then go to the guest's terminal, which echoes and
+        // edits; during the boot ^C still interrupts svm. Ctrl-A x stops the VM as ^C would
+        // have (a SIGINT to ourselves, read from the signalfd). Restored on every way out:
+        // the run returns here on signals and timeouts too, and TerminalMode registers atexit.
         let terminalMode = tty ? TerminalMode(fd: 0) : nil
-        terminalMode?.enterRaw()
         defer { terminalMode?.restore() }
         let forwarder = forwardStdin
             ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[tty ? 0 : 2], ready: control.readyEvent,
-                                 mode: tty ? .terminal : .frames) : nil
+                                 mode: tty ? .terminal : .frames,
+                                 onReady: { terminalMode?.enterRaw() },
+                                 onEscape: { _ = kill(getpid(), SIGINT) }) : nil
         let resizes = tty ? try WindowSizeForwarder(terminalFD: terminalMode?.fd ?? 1, console: machine.virtioConsoles[2],
                                                      ready: control.readyEvent) : nil
         timings.vmStarted = RunTimings.now()

@@ -8,6 +8,10 @@ import Virtio
 /// With a terminal (`--tty`), the bytes go as they are to the console that is the
 /// program's terminal (hvc0), where the guest's line discipline handles them (echo, ^C);
 /// a terminal has no end of file to pass on, so the end of stdin only ends the forwarding.
+/// In terminal mode `onReady` runs when the guest is ready (svm makes the terminal raw
+/// then: until that moment ^C is still a signal to svm, so a boot can be interrupted),
+/// and Ctrl-A x calls `onEscape` (svm stops the VM as for ^C: exit 130), since in raw
+/// mode every other key, ^C included, belongs to the program. Ctrl-A Ctrl-A sends one Ctrl-A.
 /// The console holds at most `VirtioConsole.inputBufferLimit` bytes for the guest, so the
 /// forwarder waits for room instead of letting it drop any: a program that reads slowly
 /// slows the reading of stdin, nothing is lost.
@@ -35,13 +39,17 @@ final class StdinForwarder: @unchecked Sendable {
     private let stopEvent: EventFD
     private let thread: WorkerThread
 
-    init(fd: Int32, console: VirtioConsole, ready: EventFD, mode: Mode = .frames) throws(RunError) {
+    init(fd: Int32, console: VirtioConsole, ready: EventFD, mode: Mode = .frames,
+         onReady: @escaping @Sendable () -> Void = {}, onEscape: @escaping @Sendable () -> Void = {}) throws(RunError) {
         self.fd = fd
         self.console = console
         self.ready = ready
         do { stopEvent = try EventFD() } catch { throw RunError("\(error)") }
         let (fd, console, ready, stop) = (fd, console, ready, stopEvent)
-        thread = WorkerThread { StdinForwarder.loop(fd: fd, console: console, ready: ready, stop: stop, mode: mode) }
+        thread = WorkerThread {
+            StdinForwarder.loop(fd: fd, console: console, ready: ready, stop: stop, mode: mode,
+                                onReady: onReady, onEscape: onEscape)
+        }
         try thread.start()
     }
 
@@ -51,9 +59,12 @@ final class StdinForwarder: @unchecked Sendable {
         thread.join()
     }
 
-    private static func loop(fd: Int32, console: VirtioConsole, ready: EventFD, stop: EventFD, mode: Mode) {
+    private static func loop(fd: Int32, console: VirtioConsole, ready: EventFD, stop: EventFD, mode: Mode,
+                             onReady: () -> Void, onEscape: () -> Void) {
         // Nothing before the init's R frame: until then the guest's hvc2 may still echo.
         guard wait(for: ready.fd, orStop: stop) else { return }
+        onReady()
+        var escape = ConsoleEscape()
         var buffer = [UInt8](repeating: 0, count: chunkSize)
         while true {
             guard wait(for: fd, orStop: stop) else { return }
@@ -63,7 +74,18 @@ final class StdinForwarder: @unchecked Sendable {
                 if mode == .frames { send(HostFrame.stdinEOF.encoded(), to: console, stop: stop) }
                 return
             }
-            let data = Array(buffer[0..<n])
+            var data = Array(buffer[0..<n])
+            if mode == .terminal {
+                switch escape.feed(data) {
+                case let .forward(bytes):
+                    data = bytes
+                case let .quit(forwardFirst):
+                    if !forwardFirst.isEmpty { send(forwardFirst, to: console, stop: stop) }
+                    onEscape()
+                    return
+                }
+                if data.isEmpty { continue }
+            }
             guard send(mode == .frames ? HostFrame.stdin(data).encoded() : data, to: console, stop: stop) else { return }
         }
     }

@@ -115,8 +115,9 @@ enum HelpText {
                            of svm's), as it gets anyway when svm's stdin and stdout are both
                            terminals. stdout and stderr are then MERGED into svm's stdout,
                            with terminal line endings (\\r\\n), as with docker run -t; svm's
-                           terminal is raw while the program runs (^C goes to the program)
-                           and restored afterwards.
+                           terminal is raw while the program runs (^C goes to the program;
+                           Ctrl-A x stops the VM, exit 130; Ctrl-A Ctrl-A sends a Ctrl-A)
+                           and restored afterwards. During the boot ^C still stops svm.
           --verbose        show the guest's serial console on stderr, and at the end how long
                            set-up, boot, the program and shutdown took
       -h, --help           this text

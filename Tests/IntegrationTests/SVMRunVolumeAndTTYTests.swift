@@ -156,9 +156,35 @@ extension SVMRunTests {
         timed_out = subprocess.run([sys.argv[1], "run", "--tty", "--timeout", "3", "--", bb, "sleep", "1000"],
                                    stdin=slave, stdout=slave, stderr=slave, env=env, timeout=60).returncode
         after_timeout = stty()
+        # As a shell would start it: svm leads the pty's foreground process group, so ^C
+        # typed during the boot (terminal not raw yet) is a SIGINT to svm: 130. Then a run
+        # whose program is up (raw terminal, ^C belongs to the program) left with Ctrl-A x.
+        def controlled():
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        c = subprocess.Popen([sys.argv[1], "run", "--tty", "--", bb, "sleep", "1000"], stdin=slave, stdout=slave,
+                             stderr=slave, env=env, start_new_session=True, preexec_fn=controlled)
+        time.sleep(3)
+        os.write(master, b"\\x03")
+        interrupted_in_boot = c.wait(timeout=60)
+        after_boot_interrupt = stty()
+        e = subprocess.Popen([sys.argv[1], "run", "--tty", "--", bb, "sh", "-c", "echo UP; exec " + bb + " sleep 1000"],
+                             stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, preexec_fn=controlled)
+        seen = b""
+        deadline = time.time() + 600
+        while b"UP" not in seen and time.time() < deadline and e.poll() is None:
+            r, _, _ = select.select([master], [], [], 0.5)
+            if r:
+                seen += os.read(master, 65536)
+        time.sleep(1)
+        # Only Ctrl-A x can end this run within the wait below: the program sleeps 1000 s.
+        os.write(master, b"\\x01x")
+        escaped = e.wait(timeout=60)
+        after_escape = stty()
         print(json.dumps({"status": status, "out": out.decode("utf-8", "replace"), "before": before, "after": after,
                           "signalled": signalled, "after_signal": after_signal,
-                          "timed_out": timed_out, "after_timeout": after_timeout}))
+                          "timed_out": timed_out, "after_timeout": after_timeout,
+                          "interrupted_in_boot": interrupted_in_boot, "after_boot_interrupt": after_boot_interrupt,
+                          "escaped": escaped, "after_escape": after_escape}))
         """
         mustRun(["/bin/sh", "-c", "cat > \(driver) <<'EOF'\n\(python)\nEOF"])
         let r = hostCommand(["/usr/bin/python3", driver, SVMProcess.binary, scratch])
@@ -181,6 +207,10 @@ extension SVMRunTests {
         XCTAssertEqual(result["before"] as? String, result["after_signal"] as? String, "not restored after SIGTERM")
         XCTAssertEqual(result["timed_out"] as? Int, 124)
         XCTAssertEqual(result["before"] as? String, result["after_timeout"] as? String, "not restored after --timeout")
+        XCTAssertEqual(result["interrupted_in_boot"] as? Int, 130, "^C during the boot interrupts svm")
+        XCTAssertEqual(result["before"] as? String, result["after_boot_interrupt"] as? String, "not restored after ^C")
+        XCTAssertEqual(result["escaped"] as? Int, 130, "Ctrl-A x stops the VM as ^C to svm would")
+        XCTAssertEqual(result["before"] as? String, result["after_escape"] as? String, "not restored after Ctrl-A x")
         assertNothingLeftBehind()
     }
 }
