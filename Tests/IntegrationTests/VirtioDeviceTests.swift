@@ -41,15 +41,15 @@ final class VirtioDeviceTests: XCTestCase {
         // The host end of the TCP transfer: counts and hashes what arrives.
         let resultFile = "\(dir)/tcp-result"
         let listener = """
-        import socket, hashlib
+        import socket, hashlib, time
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("10.213.0.1", 5555)); s.listen(1); s.settimeout(600)
-        c, _ = s.accept(); c.settimeout(300); h = hashlib.sha256(); n = 0
+        c, _ = s.accept(); c.settimeout(300); h = hashlib.sha256(); n = 0; start = time.monotonic()
         while n < \(transferBytes):
             d = c.recv(65536)
             if not d: break
             h.update(d); n += len(d)
-        open("\(resultFile)", "w").write(h.hexdigest() + " " + str(n))
+        open("\(resultFile)", "w").write(h.hexdigest() + " " + str(n) + " " + str(time.monotonic() - start))
         """
         let listenerProcess = try SVMProcess(arguments: [], prefix: ["ip", "netns", "exec", ns, "python3", "-c", listener, "--"])
         _ = listenerProcess
@@ -101,10 +101,14 @@ final class VirtioDeviceTests: XCTestCase {
 
         // The host side of the transfer saw every byte, with the same checksum.
         let received = hostCommand(["cat", resultFile]).output.split(separator: " ")
-        XCTAssertEqual(received.count, 2, "listener result: \(received)")
-        if received.count == 2 {
+        XCTAssertEqual(received.count, 3, "listener result: \(received)")
+        if received.count == 3 {
             XCTAssertEqual(received[0], sent.map(Substring.init))
             XCTAssertEqual(Int(received[1]), transferBytes)
+            // From accept to the last byte: the guest's TCP send path, for the record.
+            if let seconds = Double(received[2]), seconds > 0 {
+                print("virtio-net guest→host TCP: \(transferBytes) bytes in \(seconds) s, \(Int(Double(transferBytes) / seconds / 1024)) KiB/s")
+            }
         }
         // The guest's write reached the image; the read-only image is byte-identical.
         XCTAssertEqual(hostCommand(["debugfs", "-R", "cat /new.txt", "\(dir)/rw.img"]).output
