@@ -1,11 +1,19 @@
-/// Where a virtio-net device sends and receives Ethernet frames (without any virtio-net
-/// header: the device adds and strips it). The TAP backend is the real one; tests use a
-/// fake.
+/// Where a virtio-net device sends and receives packets. A packet is a 12-byte
+/// virtio_net_hdr (`VirtioNetHeader`) followed by an Ethernet frame, which is what a TAP
+/// with IFF_VNET_HDR reads and writes, so the device passes headers through. The TAP
+/// backend is the real one; tests use a fake.
 public protocol NetBackend: AnyObject, Sendable {
-    /// Sends one frame. Errors (the host queue is full, the interface is down) drop it.
-    func send(_ frame: [UInt8]) throws
-    /// Reads one waiting frame into `buffer` and returns its length, or nil if none is
-    /// waiting. A frame longer than `buffer` may be truncated by the backend.
+    /// The offloads the backend can deliver on receive, found once when it was opened;
+    /// the device offers only the features these make possible.
+    var supportedOffloads: NetOffloads { get }
+    /// From now on, deliver frames with these offloads (a subset of `supportedOffloads`):
+    /// partial checksums, unsegmented TCP. Called when a driver activates the device.
+    func setReceiveOffloads(_ offloads: NetOffloads) throws
+    /// Sends one packet (header and frame). Errors (the host queue is full, the interface
+    /// is down, the kernel refused the header) drop it.
+    func send(_ packet: [UInt8]) throws
+    /// Reads one waiting packet (header and frame) into `buffer` and returns its length,
+    /// or nil if none is waiting. A packet longer than `buffer` may be truncated.
     func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int?
 }
 

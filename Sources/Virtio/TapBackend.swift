@@ -5,7 +5,7 @@ public enum TapError: Error, Equatable, CustomStringConvertible {
     case openFailed(errno: Int32)
     case attachFailed(name: String, errno: Int32)
     case configureFailed(name: String, what: String, errno: Int32)
-    case ioFailed(name: String, errno: Int32)
+    case ioFailed(name: String, operation: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -20,17 +20,18 @@ public enum TapError: Error, Equatable, CustomStringConvertible {
                     : "")
         case let .configureFailed(name, what, err):
             return "cannot configure TAP interface \(name) (\(what)): \(String(cString: strerror(err)))"
-        case let .ioFailed(name, err):
-            return "I/O on TAP interface \(name) failed: \(String(cString: strerror(err)))"
+        case let .ioFailed(name, operation, err):
+            return "\(operation) on TAP interface \(name) failed: \(String(cString: strerror(err)))"
         }
     }
 }
 
-/// A TAP interface as a `NetBackend`: non-blocking, IFF_NO_PI, with IFF_VNET_HDR and a
-/// 12-byte header (TUNSETVNETHDRSZ) so offloads can be turned on later; for now all
-/// offloads are off (TUNSETOFFLOAD 0) and the header is written as zeros and skipped on
-/// read. The Machine polls `fileDescriptor` for input and calls
-/// `VirtioNet.processBackendInput()`.
+/// A TAP interface as a `NetBackend`: non-blocking, IFF_NO_PI, IFF_VNET_HDR with a 12-byte
+/// header (TUNSETVNETHDRSZ: the VERSION_1 virtio_net_hdr, so packets pass between guest
+/// and TAP unchanged). Which offloads the TAP can deliver is probed once at open
+/// (TUNSETOFFLOAD fails with EINVAL for flags the kernel does not know); delivery starts
+/// with none and follows the driver's features from `setReceiveOffloads`. The Machine
+/// polls `fileDescriptor` for input and calls `VirtioNet.processBackendInput()`.
 public final class TapBackend: NetBackend {
     // From <linux/if_tun.h>; Glibc does not export the _IOW macros.
     static let TUNSETIFF: UInt = 0x4004_54ca
@@ -41,10 +42,10 @@ public final class TapBackend: NetBackend {
     static let IFF_VNET_HDR: Int16 = 0x4000
     static let ifreqSize = 40
     static let interfaceNameSize = 16
-    static let headerSize = 12
 
     public let fileDescriptor: Int32
     public let interfaceName: String
+    public let supportedOffloads: NetOffloads
 
     public init(interfaceName name: String) throws(TapError) {
         let nameBytes = Array(name.utf8)
@@ -66,12 +67,17 @@ public final class TapBackend: NetBackend {
         if ifr.withUnsafeMutableBytes({ ioctl(fd, Self.TUNSETIFF, $0.baseAddress!) }) != 0 {
             failure = .attachFailed(name: name, errno: errno)
         }
-        var headerSize = Int32(Self.headerSize)
+        var headerSize = Int32(VirtioNetHeader.size)
         if failure == nil, ioctl(fd, Self.TUNSETVNETHDRSZ, &headerSize) != 0 {
-            failure = .configureFailed(name: name, what: "TUNSETVNETHDRSZ", errno: errno)
+            failure = .configureFailed(name: name, what: "TUNSETVNETHDRSZ \(headerSize)", errno: errno)
         }
-        if failure == nil, ioctl(fd, Self.TUNSETOFFLOAD, CInt(0)) != 0 {
-            failure = .configureFailed(name: name, what: "TUNSETOFFLOAD", errno: errno)
+        var supported: NetOffloads = []
+        if failure == nil {
+            supported = NetOffloads.probe { Self.setOffloads(fd, $0) == 0 }
+            // Nothing is offloaded until a driver says what it can take.
+            if Self.setOffloads(fd, []) != 0 {
+                failure = .configureFailed(name: name, what: "TUNSETOFFLOAD none", errno: errno)
+            }
         }
         if let failure {
             close(fd)
@@ -79,39 +85,41 @@ public final class TapBackend: NetBackend {
         }
         self.fileDescriptor = fd
         self.interfaceName = name
+        self.supportedOffloads = supported
     }
 
     deinit {
         close(fileDescriptor)
     }
 
-    public func send(_ frame: [UInt8]) throws {
-        var header = [UInt8](repeating: 0, count: Self.headerSize)
-        let n = header.withUnsafeMutableBytes { h in
-            frame.withUnsafeBytes { f in
-                var iov = [iovec(iov_base: h.baseAddress, iov_len: h.count),
-                           iovec(iov_base: UnsafeMutableRawPointer(mutating: f.baseAddress), iov_len: f.count)]
-                var n: Int
-                repeat { n = writev(fileDescriptor, &iov, 2) } while n < 0 && errno == EINTR
-                return n
-            }
+    /// TUNSETOFFLOAD; returns ioctl's result (errno set on -1).
+    private static func setOffloads(_ fd: Int32, _ offloads: NetOffloads) -> Int32 {
+        // The argument is the flags themselves (an unsigned long), not a pointer to them.
+        ioctl(fd, TUNSETOFFLOAD, CInt(bitPattern: offloads.rawValue))
+    }
+
+    public func setReceiveOffloads(_ offloads: NetOffloads) throws {
+        if Self.setOffloads(fileDescriptor, offloads) != 0 {
+            throw TapError.configureFailed(name: interfaceName, what: "TUNSETOFFLOAD \(offloads)", errno: errno)
         }
-        if n < 0 { throw TapError.ioFailed(name: interfaceName, errno: errno) }
+    }
+
+    public func send(_ packet: [UInt8]) throws {
+        let n = packet.withUnsafeBytes { p in
+            var n: Int
+            repeat { n = write(fileDescriptor, p.baseAddress, p.count) } while n < 0 && errno == EINTR
+            return n
+        }
+        if n < 0 { throw TapError.ioFailed(name: interfaceName, operation: "write", errno: errno) }
     }
 
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
-        var header = [UInt8](repeating: 0, count: Self.headerSize)
-        let n = header.withUnsafeMutableBytes { h in
-            var iov = [iovec(iov_base: h.baseAddress, iov_len: h.count),
-                       iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)]
-            var n: Int
-            repeat { n = readv(fileDescriptor, &iov, 2) } while n < 0 && errno == EINTR
-            return n
-        }
+        var n: Int
+        repeat { n = read(fileDescriptor, buffer.baseAddress, buffer.count) } while n < 0 && errno == EINTR
         if n < 0 {
             if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
-            throw TapError.ioFailed(name: interfaceName, errno: errno)
+            throw TapError.ioFailed(name: interfaceName, operation: "read", errno: errno)
         }
-        return max(0, n - Self.headerSize)
+        return n
     }
 }
