@@ -107,6 +107,10 @@ enum FuzzScenario {
             put(UInt32(0), into: &data, at: slot * 16 + 4)
             put(sector, into: &data, at: slot * 16 + 8)
         }
+        // And some plausible virtio-net headers, for the net device's transmit path.
+        for slot in 16..<48 where r.chance(60) {
+            data.replaceSubrange(slot * 16..<slot * 16 + VirtioNetHeader.size, with: plausibleNetHeader(&r))
+        }
         try? memory.write(data, at: dataBase)
 
         func randomDescriptor(entries: UInt64, into bytes: inout [UInt8], at offset: Int) {
@@ -150,6 +154,8 @@ enum FuzzScenario {
         // Play the device: pop, run the block parser, return every chain, with the driver
         // moving avail idx underneath now and then.
         let interrupt = VirtioInterrupt {}
+        // A third of the runs give the queue to virtio-net instead (NetFuzzScenario.swift).
+        if r.chance(33) { return runNet(&r, memory: memory, queue: q) }
         let useBlockParser = r.chance(50)
         var rounds = 0
         while rounds < 4 * Int(n) + 8 {
