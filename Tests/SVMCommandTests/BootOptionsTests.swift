@@ -57,6 +57,8 @@ final class BootOptionsTests: XCTestCase {
         let emulating = GuestCommandLine.build(user: "", emulatingHost: true)
         XCTAssertTrue(emulating.contains("clearcpuid=smap,xsave"))
         XCTAssertTrue(emulating.contains("nopv"))
+        XCTAssertTrue(emulating.contains("sysctl.net.ipv4.tcp_min_tso_segs=44"))
+        XCTAssertFalse(plain.contains("tcp_min_tso_segs"))
     }
 }
 
