@@ -13,7 +13,7 @@ let package = Package(
         // C shim: exact kernel struct layouts and the KVM ioctl numbers as constants.
         .target(name: "CKVM"),
         // Typed wrappers over /dev/kvm ioctls.
-        .target(name: "KVM", dependencies: ["CKVM"]),
+        .target(name: "KVM", dependencies: ["CKVM", "Host"]),
         // The single owner of guest RAM; every guest-address access is bounds-checked here.
         .target(name: "Memory"),
         // Linux boot protocol, PVH, e820, MP table: writes boot structures into guest memory.
@@ -23,19 +23,20 @@ let package = Package(
         // virtio 1.x: split virtqueues, the virtio-mmio transport and the blk/net/console/rng
         // devices. Transport- and KVM-independent; every guest access goes through GuestMemory.
         .target(name: "Virtio", dependencies: ["Memory"]),
-        // Host-side plumbing: terminal raw mode, epoll, eventfd, signals.
-        .target(name: "HostIO", dependencies: ["CKVM"]),
+        // The host below everything: one error type, whole-buffer fd I/O, threads, the clock,
+        // the epoll event loop, eventfd, signals, terminal, Unix sockets.
+        .target(name: "Host", dependencies: ["CKVM"]),
         // Completes instructions that a nested KVM's emulator cannot run.
         .target(name: "InstructionFixup"),
         // Builds and runs a VM from a MachineConfig.
         .target(name: "Machine",
-                dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "HostIO", "InstructionFixup", "CKVM"]),
+                dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "Host", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
         .target(name: "Sandbox"),
         // svm run: packs a program into an initramfs and runs it in a throwaway VM.
-        .target(name: "Runner", dependencies: ["Machine", "Sandbox", "HostIO", "Virtio"]),
+        .target(name: "Runner", dependencies: ["Machine", "Sandbox", "Host", "Virtio"]),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
-        .target(name: "SVMCommand", dependencies: ["Machine", "HostIO", "Runner"]),
+        .target(name: "SVMCommand", dependencies: ["Machine", "Host", "Runner"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
 
         // Helpers the test targets share (a deterministic PRNG for the fuzz-style tests).
@@ -47,7 +48,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "TestSupport"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
-        .testTarget(name: "HostIOTests", dependencies: ["HostIO"]),
+        .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),

@@ -1,3 +1,4 @@
+import Host
 import CKVM
 import Glibc
 
@@ -8,14 +9,14 @@ public final class KVMSystem: @unchecked Sendable {
 
     /// Opens /dev/kvm (or `path`) and checks the API version. Never gate on /proc/cpuinfo's
     /// vmx/svm flags: nested hosts hide them although KVM works (see docs).
-    public init(path: String = "/dev/kvm") throws(KVMError) {
+    public init(path: String = "/dev/kvm") throws(HostError) {
         let fd = open(path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { throw KVMError("open \(path)", errno: errno) }
+        guard fd >= 0 else { throw HostError("open \(path)", errno: errno) }
         self.fd = fd
         let version = ckvm_ioctl(fd, CKVM_KVM_GET_API_VERSION, UInt(0))
         guard version == Self.expectedAPIVersion else {
             close(fd)
-            throw KVMError("KVM_GET_API_VERSION (got \(version), need \(Self.expectedAPIVersion))", errno: EINVAL)
+            throw HostError("KVM_GET_API_VERSION (got \(version), need \(Self.expectedAPIVersion))", errno: EINVAL)
         }
     }
 
@@ -26,12 +27,12 @@ public final class KVMSystem: @unchecked Sendable {
         max(0, ckvm_ioctl(fd, CKVM_KVM_CHECK_EXTENSION, UInt(capability)))
     }
 
-    public func vcpuMmapSize() throws(KVMError) -> Int {
+    public func vcpuMmapSize() throws(HostError) -> Int {
         Int(try check("KVM_GET_VCPU_MMAP_SIZE") { ckvm_ioctl(fd, CKVM_KVM_GET_VCPU_MMAP_SIZE, UInt(0)) })
     }
 
     /// KVM_GET_SUPPORTED_CPUID: the CPUID leaves this host's KVM can present to a guest.
-    public func supportedCPUID() throws(KVMError) -> [kvm_cpuid_entry2] {
+    public func supportedCPUID() throws(HostError) -> [kvm_cpuid_entry2] {
         var capacity: UInt32 = 128
         while true {
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: ckvm_cpuid2_size(capacity), alignment: 8)
@@ -41,7 +42,7 @@ public final class KVMSystem: @unchecked Sendable {
             let r = ckvm_ioctl_ptr(fd, CKVM_KVM_GET_SUPPORTED_CPUID, buffer)
             if r < 0 {
                 if errno == E2BIG && capacity < 4096 { capacity *= 2; continue }
-                throw KVMError("KVM_GET_SUPPORTED_CPUID", errno: errno)
+                throw HostError("KVM_GET_SUPPORTED_CPUID", errno: errno)
             }
             let n = Int(cpuid.pointee.nent)
             let entries = (buffer + MemoryLayout<kvm_cpuid2>.size).bindMemory(to: kvm_cpuid_entry2.self, capacity: n)
@@ -49,7 +50,7 @@ public final class KVMSystem: @unchecked Sendable {
         }
     }
 
-    public func createVM() throws(KVMError) -> VirtualMachine {
+    public func createVM() throws(HostError) -> VirtualMachine {
         let vmfd = try check("KVM_CREATE_VM") { ckvm_ioctl(fd, CKVM_KVM_CREATE_VM, UInt(0)) }
         return VirtualMachine(fd: vmfd, system: self)
     }

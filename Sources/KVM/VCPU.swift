@@ -1,3 +1,4 @@
+import Host
 import CKVM
 import Glibc
 
@@ -27,11 +28,11 @@ public final class VCPU: @unchecked Sendable {
     /// KVM_RUN. Returns false when interrupted by a signal (EINTR) or by `immediate_exit`,
     /// true when `run.pointee.exit_reason` holds an exit to handle.
     @inline(__always)
-    public func runOnce() throws(KVMError) -> Bool {
+    public func runOnce() throws(HostError) -> Bool {
         if ckvm_ioctl(fd, CKVM_KVM_RUN, UInt(0)) == 0 { return true }
         let e = errno
         if e == EINTR || e == EAGAIN { return false }
-        throw KVMError("KVM_RUN on vCPU \(id)", errno: e)
+        throw HostError("KVM_RUN on vCPU \(id)", errno: e)
     }
 
     /// Makes the next (or current, after a signal) KVM_RUN return at once.
@@ -39,34 +40,34 @@ public final class VCPU: @unchecked Sendable {
         run.pointee.immediate_exit = 1
     }
 
-    public func getRegisters() throws(KVMError) -> kvm_regs {
+    public func getRegisters() throws(HostError) -> kvm_regs {
         var r = kvm_regs()
         _ = try check("KVM_GET_REGS") { ckvm_ioctl_ptr(fd, CKVM_KVM_GET_REGS, &r) }
         return r
     }
 
-    public func setRegisters(_ regs: kvm_regs) throws(KVMError) {
+    public func setRegisters(_ regs: kvm_regs) throws(HostError) {
         var r = regs
         _ = try check("KVM_SET_REGS") { ckvm_ioctl_ptr(fd, CKVM_KVM_SET_REGS, &r) }
     }
 
-    public func getSpecialRegisters() throws(KVMError) -> kvm_sregs {
+    public func getSpecialRegisters() throws(HostError) -> kvm_sregs {
         var s = kvm_sregs()
         _ = try check("KVM_GET_SREGS") { ckvm_ioctl_ptr(fd, CKVM_KVM_GET_SREGS, &s) }
         return s
     }
 
-    public func setSpecialRegisters(_ sregs: kvm_sregs) throws(KVMError) {
+    public func setSpecialRegisters(_ sregs: kvm_sregs) throws(HostError) {
         var s = sregs
         _ = try check("KVM_SET_SREGS") { ckvm_ioctl_ptr(fd, CKVM_KVM_SET_SREGS, &s) }
     }
 
-    public func setFPU(_ fpu: kvm_fpu) throws(KVMError) {
+    public func setFPU(_ fpu: kvm_fpu) throws(HostError) {
         var f = fpu
         _ = try check("KVM_SET_FPU") { ckvm_ioctl_ptr(fd, CKVM_KVM_SET_FPU, &f) }
     }
 
-    public func setCPUID(_ entries: [kvm_cpuid_entry2]) throws(KVMError) {
+    public func setCPUID(_ entries: [kvm_cpuid_entry2]) throws(HostError) {
         let n = UInt32(entries.count)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: ckvm_cpuid2_size(n), alignment: 8)
         defer { buffer.deallocate() }
@@ -79,7 +80,7 @@ public final class VCPU: @unchecked Sendable {
 
     /// Writes MSRs; returns how many KVM accepted (it stops at the first it refuses).
     @discardableResult
-    public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) -> Int {
+    public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(HostError) -> Int {
         let n = UInt32(msrs.count)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: ckvm_msrs_size(n), alignment: 8)
         defer { buffer.deallocate() }
@@ -92,19 +93,19 @@ public final class VCPU: @unchecked Sendable {
         return Int(try check("KVM_SET_MSRS") { ckvm_ioctl_ptr(fd, CKVM_KVM_SET_MSRS, buffer) })
     }
 
-    public func getEvents() throws(KVMError) -> kvm_vcpu_events {
+    public func getEvents() throws(HostError) -> kvm_vcpu_events {
         var e = kvm_vcpu_events()
         _ = try check("KVM_GET_VCPU_EVENTS") { ckvm_ioctl_ptr(fd, CKVM_KVM_GET_VCPU_EVENTS, &e) }
         return e
     }
 
-    public func setEvents(_ events: kvm_vcpu_events) throws(KVMError) {
+    public func setEvents(_ events: kvm_vcpu_events) throws(HostError) {
         var e = events
         _ = try check("KVM_SET_VCPU_EVENTS") { ckvm_ioctl_ptr(fd, CKVM_KVM_SET_VCPU_EVENTS, &e) }
     }
 
     /// Injects a hardware exception (no error code) to be delivered on the next KVM_RUN.
-    public func injectException(vector: UInt8) throws(KVMError) {
+    public func injectException(vector: UInt8) throws(HostError) {
         var e = try getEvents()
         e.exception.injected = 1
         e.exception.nr = vector

@@ -1,5 +1,5 @@
 import Glibc
-import HostIO
+import Host
 
 /// Reads the user's input (stdin) on its own thread and hands it to the serial port.
 /// On a terminal it watches for Ctrl-A x; on a pipe it passes bytes through unchanged.
@@ -28,7 +28,7 @@ extension Machine {
         let deliver: @Sendable ([UInt8]) -> Void = { [serial] bytes in
             if let console = toVirtio { console.receive(bytes) } else { serial.receive(bytes) }
         }
-        let thread = HostThread { [self] in
+        let thread = HostThread(name: "svm-console-in") { [self] in
             var escape = ConsoleEscape()
             var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)]

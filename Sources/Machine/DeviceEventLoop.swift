@@ -1,5 +1,5 @@
 import Glibc
-import HostIO
+import Host
 import Virtio
 
 /// The device thread: waits on every queue's ioeventfd and every TAP fd, and runs the
@@ -13,10 +13,10 @@ final class DeviceEventLoop: @unchecked Sendable {
         self.devices = devices
         do { wake = try EventFD() } catch { throw .host(error) }
         let wake = self.wake
-        thread = HostThread {
+        thread = HostThread(name: "svm-devices") {
             DeviceEventLoop.loop(devices: devices, wake: wake)
         }
-        try thread.start()
+        do { try thread.start() } catch { throw .host(error) }
     }
 
     func stop() {

@@ -1,6 +1,6 @@
 import CKVM
 import Glibc
-import HostIO
+import Host
 import KVM
 
 extension Machine {
@@ -11,7 +11,7 @@ extension Machine {
         Signals.installKickHandler()
         var threads: [HostThread] = []
         for vcpu in vcpus {
-            let t = HostThread { [self] in self.vcpuLoop(vcpu) }
+            let t = HostThread(name: "svm-vcpu\(vcpu.id)") { [self] in self.vcpuLoop(vcpu) }
             do { try t.start() } catch {
                 stop(.hostFailure("\(error)"))
                 break

@@ -2,7 +2,7 @@ import Boot
 import CKVM
 import Devices
 import Glibc
-import HostIO
+import Host
 import KVM
 import Memory
 import Synchronization

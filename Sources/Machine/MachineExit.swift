@@ -1,7 +1,7 @@
 import Boot
 import KVM
 import Memory
-import HostIO
+import Host
 
 /// How a VM ended. The CLI maps each case to an exit status.
 public enum MachineExit: Equatable, Sendable {
@@ -28,11 +28,11 @@ public enum MachineExit: Equatable, Sendable {
 /// from host failures.
 public enum MachineError: Error, CustomStringConvertible {
     case badInput(String)
-    case kvmUnavailable(KVMError)
-    case kvm(KVMError)
+    case kvmUnavailable(HostError)
+    case kvm(HostError)
     case memory(MemoryError)
     case boot(BootError)
-    case host(HostIOError)
+    case host(HostError)
 
     public var description: String {
         switch self {

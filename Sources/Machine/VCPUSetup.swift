@@ -1,3 +1,4 @@
+import Host
 import Boot
 import CKVM
 import KVM
@@ -11,7 +12,7 @@ enum VCPUSetup {
 
     /// Registers every vCPU needs: sane FPU, fast strings, LINT0 = ExtINT and LINT1 = NMI
     /// (the "virtual wire" the MP table announces).
-    static func configureCommon(_ vcpu: VCPU) throws(KVMError) {
+    static func configureCommon(_ vcpu: VCPU) throws(HostError) {
         var fpu = kvm_fpu()
         fpu.fcw = 0x37F
         fpu.mxcsr = 0x1F80
@@ -20,9 +21,9 @@ enum VCPUSetup {
         try configureLAPIC(vcpu)
     }
 
-    static func configureLAPIC(_ vcpu: VCPU) throws(KVMError) {
+    static func configureLAPIC(_ vcpu: VCPU) throws(HostError) {
         var lapic = kvm_lapic_state()
-        _ = try KVM.check("KVM_GET_LAPIC") { ckvm_ioctl_ptr(vcpu.fd, CKVM_KVM_GET_LAPIC, &lapic) }
+        _ = try check("KVM_GET_LAPIC") { ckvm_ioctl_ptr(vcpu.fd, CKVM_KVM_GET_LAPIC, &lapic) }
         withUnsafeMutableBytes(of: &lapic.regs) { regs in
             func setDeliveryMode(_ offset: Int, _ mode: UInt32) {
                 var v = regs.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
@@ -32,10 +33,10 @@ enum VCPUSetup {
             setDeliveryMode(lapicLINT0, 7)  // ExtINT
             setDeliveryMode(lapicLINT1, 4)  // NMI
         }
-        _ = try KVM.check("KVM_SET_LAPIC") { ckvm_ioctl_ptr(vcpu.fd, CKVM_KVM_SET_LAPIC, &lapic) }
+        _ = try check("KVM_SET_LAPIC") { ckvm_ioctl_ptr(vcpu.fd, CKVM_KVM_SET_LAPIC, &lapic) }
     }
 
-    static func enter(_ vcpu: VCPU, at entry: BootEntry) throws(KVMError) {
+    static func enter(_ vcpu: VCPU, at entry: BootEntry) throws(HostError) {
         var s = try vcpu.getSpecialRegisters()
         let long = { if case .long64 = entry.mode { return true } else { return false } }()
 
@@ -104,7 +105,7 @@ enum VCPUSetup {
 
     /// 16-bit real mode at 0000:`address` with flat 64 KiB segments, as after a reset
     /// but without the BIOS.
-    static func enterRealMode(_ vcpu: VCPU, at address: UInt64) throws(KVMError) {
+    static func enterRealMode(_ vcpu: VCPU, at address: UInt64) throws(HostError) {
         var s = try vcpu.getSpecialRegisters()
         for keyPath in [\kvm_sregs.cs, \.ds, \.es, \.fs, \.gs, \.ss] {
             s[keyPath: keyPath].base = 0

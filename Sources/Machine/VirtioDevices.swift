@@ -1,4 +1,4 @@
-import HostIO
+import Host
 import KVM
 import Memory
 import Virtio

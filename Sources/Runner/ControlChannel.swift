@@ -1,4 +1,4 @@
-import HostIO
+import Host
 import Sandbox
 import Synchronization
 

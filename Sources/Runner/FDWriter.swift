@@ -1,4 +1,4 @@
-import HostIO
+import Host
 
 /// svm run's messages: one line on stderr, prefixed "svm: ".
 enum FDWriter {

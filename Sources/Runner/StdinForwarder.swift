@@ -1,5 +1,5 @@
 import Glibc
-import HostIO
+import Host
 import Sandbox
 import Virtio
 
@@ -37,7 +37,7 @@ final class StdinForwarder: @unchecked Sendable {
     private let console: VirtioConsole
     private let ready: EventFD
     private let stopEvent: EventFD
-    private let thread: WorkerThread
+    private let thread: HostThread
 
     init(fd: Int32, console: VirtioConsole, ready: EventFD, mode: Mode = .frames,
          onReady: @escaping @Sendable () -> Void = {}, onEscape: @escaping @Sendable () -> Void = {}) throws(RunError) {
@@ -46,11 +46,11 @@ final class StdinForwarder: @unchecked Sendable {
         self.ready = ready
         do { stopEvent = try EventFD() } catch { throw RunError("\(error)") }
         let (fd, console, ready, stop) = (fd, console, ready, stopEvent)
-        thread = WorkerThread {
+        thread = HostThread(name: "svm-stdin") {
             StdinForwarder.loop(fd: fd, console: console, ready: ready, stop: stop, mode: mode,
                                 onReady: onReady, onEscape: onEscape)
         }
-        try thread.start()
+        do { try thread.start() } catch { throw RunError("\(error)") }
     }
 
     /// Ends the thread (wherever it is waiting) and joins it.

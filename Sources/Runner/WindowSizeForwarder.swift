@@ -1,5 +1,5 @@
 import Glibc
-import HostIO
+import Host
 import Sandbox
 import Virtio
 
@@ -10,7 +10,7 @@ import Virtio
 final class WindowSizeForwarder: @unchecked Sendable {
     private let signalFD: Int32
     private let stopEvent: EventFD
-    private let thread: WorkerThread
+    private let thread: HostThread
 
     /// Call before any thread is started: threads inherit the mask.
     static func blockSignal() {
@@ -25,7 +25,7 @@ final class WindowSizeForwarder: @unchecked Sendable {
             throw RunError("\(error)")
         }
         let (fd, stop, signals) = (terminalFD, stopEvent, signalFD)
-        thread = WorkerThread {
+        thread = HostThread(name: "svm-winsize") {
             // Nothing before the init's R frame: until then hvc2 may still echo.
             guard WindowSizeForwarder.wait(for: ready.fd, orStop: stop) else { return }
             while WindowSizeForwarder.wait(for: signals, orStop: stop) {
@@ -35,7 +35,7 @@ final class WindowSizeForwarder: @unchecked Sendable {
                 }
             }
         }
-        try thread.start()
+        do { try thread.start() } catch { throw RunError("\(error)") }
     }
 
     func stop() {

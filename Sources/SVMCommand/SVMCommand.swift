@@ -1,5 +1,5 @@
 import Glibc
-import HostIO
+import Host
 import Machine
 import Runner
 

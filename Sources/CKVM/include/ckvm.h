@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <sys/epoll.h>
 #include <linux/if_tun.h>
+#include <sys/prctl.h>
 
 #define CKVM_IOCTL(name) static const unsigned long CKVM_##name = name;
 
@@ -88,6 +89,12 @@ static inline int ckvm_ioctl(int fd, unsigned long request, unsigned long argume
 }
 static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument) {
     return ioctl(fd, request, argument);
+}
+
+// prctl is variadic too: name the calling thread (at most 15 bytes show, in
+// /proc/PID/task/TID/comm).
+static inline int ckvm_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
 
 #endif

@@ -1,3 +1,4 @@
+import Host
 import CKVM
 import Glibc
 
@@ -5,9 +6,9 @@ import Glibc
 public final class EventFD: @unchecked Sendable {
     public let fd: Int32
 
-    public init(nonBlocking: Bool = true) throws(HostIOError) {
+    public init(nonBlocking: Bool = true) throws(HostError) {
         let fd = eventfd(0, Int32(EFD_CLOEXEC) | (nonBlocking ? Int32(EFD_NONBLOCK) : 0))
-        guard fd >= 0 else { throw HostIOError("eventfd", errno: errno) }
+        guard fd >= 0 else { throw HostError("eventfd", errno: errno) }
         self.fd = fd
     }
 
@@ -23,18 +24,5 @@ public final class EventFD: @unchecked Sendable {
     public func drain() -> UInt64 {
         var value: UInt64 = 0
         return read(fd, &value, 8) == 8 ? value : 0
-    }
-}
-
-/// A failed host call: the operation and its errno.
-public struct HostIOError: Error, Equatable, CustomStringConvertible {
-    public let operation: String
-    public let errno: Int32
-    public init(_ operation: String, errno: Int32) {
-        self.operation = operation
-        self.errno = errno
-    }
-    public var description: String {
-        "\(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
     }
 }

@@ -1,5 +1,5 @@
 import XCTest
-@testable import HostIO
+@testable import Host
 
 final class ConsoleEscapeTests: XCTestCase {
     func testPlainBytesPassThrough() {

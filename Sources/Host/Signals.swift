@@ -1,3 +1,4 @@
+import Host
 import CKVM
 import Glibc
 
@@ -14,14 +15,14 @@ public enum Signals {
 
     /// Blocks the terminating signals in the calling thread (call before starting threads)
     /// and returns a signalfd that reports them.
-    public static func blockTerminatingSignals() throws(HostIOError) -> Int32 {
+    public static func blockTerminatingSignals() throws(HostError) -> Int32 {
         var set = sigset_t()
         sigemptyset(&set)
         for s in terminating { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
         let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard fd >= 0 else { throw HostIOError("signalfd", errno: errno) }
+        guard fd >= 0 else { throw HostError("signalfd", errno: errno) }
         return fd
     }
 
@@ -35,12 +36,12 @@ public enum Signals {
     }
 
     /// A non-blocking signalfd for `signals` (which must be blocked everywhere).
-    public static func watch(_ signals: [Int32]) throws(HostIOError) -> Int32 {
+    public static func watch(_ signals: [Int32]) throws(HostError) -> Int32 {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
         let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard fd >= 0 else { throw HostIOError("signalfd", errno: errno) }
+        guard fd >= 0 else { throw HostError("signalfd", errno: errno) }
         return fd
     }
 
