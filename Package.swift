@@ -22,7 +22,7 @@ let package = Package(
         .target(name: "Devices", dependencies: ["Memory"]),
         // virtio 1.x: split virtqueues, the virtio-mmio transport and the blk/net/console/rng
         // devices. Transport- and KVM-independent; every guest access goes through GuestMemory.
-        .target(name: "Virtio", dependencies: ["Memory"]),
+        .target(name: "Virtio", dependencies: ["Memory", "Host"]),
         // The host below everything: one error type, whole-buffer fd I/O, threads, the clock,
         // the epoll event loop, eventfd, signals, terminal, Unix sockets.
         .target(name: "Host", dependencies: ["CKVM"]),
@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "TestSupport"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
-        .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
+        .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),

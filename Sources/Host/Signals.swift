@@ -9,10 +9,6 @@ public enum Signals {
     /// SIGINT/SIGTERM/SIGHUP/SIGQUIT end svm cleanly; SIGPIPE is handled as an EPIPE error.
     public static let terminating: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT]
 
-    /// The signal used to kick a vCPU thread out of KVM_RUN. Its handler does nothing: its
-    /// only purpose is to make KVM_RUN return EINTR.
-    public static let vcpuKick: Int32 = SIGUSR1
-
     /// Blocks the terminating signals in the calling thread (call before starting threads)
     /// and returns a signalfd that reports them.
     public static func blockTerminatingSignals() throws(HostError) -> Int32 {
@@ -45,14 +41,15 @@ public enum Signals {
         return fd
     }
 
-    /// Installs a no-op handler for the vCPU kick signal, without SA_RESTART so that
-    /// KVM_RUN returns EINTR.
-    public static func installKickHandler() {
+    /// Installs a handler that does nothing, without SA_RESTART, so that a blocking call in
+    /// the thread the signal is sent to returns EINTR (how a vCPU is kicked out of KVM_RUN).
+    /// Process-wide: only the program's main code calls this, never a library on its own.
+    public static func installNoOpHandler(_ signo: Int32) {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in }
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0
-        sigaction(vcpuKick, &action, nil)
+        sigaction(signo, &action, nil)
     }
 
     /// Reads one pending signal number from a signalfd, or nil.

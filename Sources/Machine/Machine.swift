@@ -1,5 +1,4 @@
 import Boot
-import CKVM
 import Devices
 import Glibc
 import Host
@@ -8,258 +7,291 @@ import Memory
 import Synchronization
 import Virtio
 
-/// One virtual machine: built from a `MachineConfig` by `init`, run to its end by `run()`.
+/// One virtual machine, as a library: `init(config:)` builds it (MachineBuilder: devices,
+/// KVM objects, guest RAM, the loaded kernel, vCPUs) without running anything; `start`
+/// runs it; `pause`, `resume`, `requestShutdown` and `end` steer it from any thread;
+/// `endedDescriptor` becomes readable when it has ended, and `wait` joins its threads and
+/// says how it ended.
 ///
-/// Threads: one per vCPU (KVM_RUN loop), one reading console input, and the caller's
-/// thread supervising (signals, timeout, stop requests). Sendable invariant: everything
-/// mutable after `init` is either behind a Mutex/Atomic or owned by one vCPU thread.
+/// Threads of a running VM: one per vCPU (KVM_RUN and exit handling) and one event loop
+/// (queue notifications, TAP input, the timeout and grace-period timers). The caller's
+/// thread is free: it polls `endedDescriptor` with whatever else it serves (a terminal, a
+/// signalfd, a control socket). The library never touches fds 0-2, never installs a
+/// signal handler and never signals its own process.
+///
+/// Sendable invariant: what is mutable after `init` is behind a Mutex or an Atomic, or is
+/// owned by one vCPU thread (its VCPU), or is set in `start` before any thread exists.
 public final class Machine: @unchecked Sendable {
     public let config: MachineConfig
     public let emulatingHost: Bool
+    /// The whole kernel command line the guest got.
     public let commandLine: String
+    public let memory: GuestMemory
     let system: KVMSystem
     let vm: VirtualMachine
-    public let memory: GuestMemory
     let vcpus: [VCPU]
-    /// nil for a flat image, which starts in real mode.
-    let bootEntry: BootEntry?
-
-    // Devices.
+    let devices: DeviceManager
     let serial: Serial16550
-    let i8042: I8042
-    let cmos: CMOS
-    let ports: PortDispatch
-    let virtio: VirtioDevices
+    let monitor: ConsoleMonitor
+    let loop: EventLoop
 
-    /// The virtio consoles, in config order (hvc0, hvc1, …), for feeding them input.
-    public var virtioConsoles: [VirtioConsole] { virtio.consoles }
+    // Lifecycle.
+    private let exitState = Mutex<MachineExit?>(nil)
+    private let lifecycle = Mutex(Lifecycle())
+    private let ended: EventFD
+    let pauseGate = Gate()
+    private let timers: Timers
+    private var threads: [HostThread] = []
+    private var kick: VCPUKick?
 
-    // Ending.
-    let exitState = Mutex<MachineExit?>(nil)
-    let stopEvent: EventFD
-    let consoleState = Mutex(ConsoleState())
     let fixupCount = Atomic<Int>(0)
     let portExitCount = Atomic<UInt64>(0)
     let mmioExitCount = Atomic<UInt64>(0)
+
+    struct Lifecycle {
+        var started = false
+        var paused = false
+        var stopping = false
+        var startedAt: Double?
+        var observer: (@Sendable (MachineState) -> Void)?
+    }
+
+    static let panicGraceSeconds = 10.0
+
+    init(parts: MachineParts) {
+        config = parts.config
+        emulatingHost = parts.emulatingHost
+        commandLine = parts.commandLine
+        memory = parts.memory
+        system = parts.system
+        vm = parts.vm
+        vcpus = parts.vcpus
+        devices = parts.devices
+        serial = parts.serial
+        monitor = parts.monitor
+        loop = parts.loop
+        ended = parts.ended
+        timers = parts.timers
+        // The devices' callbacks and the timers reach this VM through these links.
+        parts.hook.machine = self
+        timers.machine = self
+    }
+
+    /// Builds a VM from `config`, ready to `start`.
+    public convenience init(config: MachineConfig) throws(MachineError) {
+        self.init(parts: try MachineBuilder.build(config))
+    }
+
+    // MARK: Running
+
+    /// Starts the event loop and one thread per vCPU. Once this returns the guest runs.
+    public func start(kick: VCPUKick) throws(MachineError) {
+        let first = lifecycle.withLock { l -> Bool in
+            guard !l.started else { return false }
+            l.started = true
+            l.startedAt = MonotonicClock.now()
+            return true
+        }
+        guard first else { throw .badInput("the VM was already started") }
+        self.kick = kick
+        do { try loop.start() } catch { throw .host(error) }
+        if let t = config.timeout { timers.timeout.arm(after: t) }
+        for vcpu in vcpus {
+            let t = HostThread(name: "svm-vcpu\(vcpu.id)") { [self] in self.vcpuLoop(vcpu, kick: kick) }
+            do { try t.start() } catch {
+                end(.hostFailure("\(error)"))
+                break
+            }
+            threads.append(t)
+        }
+        notify(.running)
+    }
+
+    /// A descriptor that becomes readable once the VM has ended (it stays readable).
+    public var endedDescriptor: Int32 { ended.fd }
+
+    public var hasEnded: Bool { exitState.withLock { $0 != nil } }
+
+    /// Waits for the VM to end, stops its threads and returns how it ended.
+    public func wait() -> MachineExit {
+        var p = pollfd(fd: ended.fd, events: Int16(POLLIN), revents: 0)
+        while !hasEnded { _ = poll(&p, 1, -1) }
+        for t in threads { t.join() }
+        threads = []
+        loop.stop()
+        return exitState.withLock { $0 } ?? .hostFailure("VM stopped without a reason")
+    }
+
+    /// Ends the VM with `exit` unless another ending was recorded first: every vCPU is
+    /// kicked out of KVM_RUN (paused ones are woken) and the threads wind down.
+    public func end(_ exit: MachineExit) {
+        let first = exitState.withLock { state -> Bool in
+            guard state == nil else { return false }
+            state = exit
+            return true
+        }
+        guard first else { return }
+        for vcpu in vcpus { vcpu.requestStop() }
+        if let kick { for t in threads { t.signal(kick.signal) } }
+        pauseGate.wake()
+        ended.signal()
+        notify(.ended(exit))
+    }
+
+    /// Every vCPU leaves KVM_RUN and waits outside it; returns once all of them have (false
+    /// if the VM ended first or is not running). The guest executes nothing meanwhile;
+    /// its clocks go on (see docs/control.md).
+    @discardableResult
+    public func pause() -> Bool {
+        let go = lifecycle.withLock { l -> Bool in
+            guard l.started, !l.paused, !hasEnded else { return false }
+            l.paused = true
+            return true
+        }
+        guard go else { return lifecycle.withLock { $0.paused } && !hasEnded }
+        pauseGate.close()
+        for vcpu in vcpus { vcpu.requestStop() }
+        if let kick { for t in threads { t.signal(kick.signal) } }
+        let parked = pauseGate.waitForWaiters(vcpus.count, abandon: { self.hasEnded })
+        if parked { notify(.paused) }
+        return parked
+    }
+
+    public func resume() {
+        let go = lifecycle.withLock { l -> Bool in
+            guard l.paused else { return false }
+            l.paused = false
+            return true
+        }
+        guard go else { return }
+        pauseGate.reopen()
+        notify(lifecycle.withLock { $0.stopping } ? .stopping : .running)
+    }
+
+    /// Asks the guest to shut down through the agent port (its init stops its program and
+    /// powers off) and ends the VM as `.killed` if it has not ended after `grace` seconds.
+    /// Without an agent port, or while paused, there is nobody to ask: the VM ends now.
+    public func requestShutdown(grace: Double) {
+        guard !hasEnded else { return }
+        let paused = lifecycle.withLock { l -> Bool in
+            l.stopping = true
+            return l.paused
+        }
+        guard let agent = devices.console(role: .agent), !paused, grace > 0 else {
+            end(.killed)
+            return
+        }
+        agent.receive(Array("stop\n".utf8))
+        timers.shutdown.arm(after: grace)
+        notify(.stopping)
+    }
+
+    public var state: MachineState {
+        if let exit = exitState.withLock({ $0 }) { return .ended(exit) }
+        return lifecycle.withLock { l in
+            if !l.started { return .created }
+            if l.paused { return .paused }
+            return l.stopping ? .stopping : .running
+        }
+    }
+
+    /// Seconds since `start`, or nil before it.
+    public var uptime: Double? { lifecycle.withLock { $0.startedAt }.map { MonotonicClock.now() - $0 } }
+
+    /// Called with each new state, on the thread that caused it. Set before `start`.
+    public func observe(_ observer: @escaping @Sendable (MachineState) -> Void) {
+        lifecycle.withLock { $0.observer = observer }
+    }
+
+    private func notify(_ state: MachineState) {
+        lifecycle.withLock { $0.observer }?(state)
+    }
+
+    // MARK: Console
+
+    /// Host input for the guest's console: the serial port, or the virtio console whose
+    /// role `config.consoleInput` names.
+    public func sendConsoleInput(_ bytes: [UInt8]) {
+        if let role = config.consoleInput, let console = devices.console(role: role) {
+            console.receive(bytes)
+        } else {
+            _ = serial.receive(bytes)
+        }
+    }
+
+    /// The virtio console with `role`, for callers that feed or watch one.
+    public func console(role: ConsoleRole) -> VirtioConsole? { devices.console(role: role) }
+
+    /// Console output seen by the kernel-console scanner (serial port, and virtio consoles
+    /// configured with `scanForGuestEvents`).
+    func scanConsole(_ bytes: some Sequence<UInt8>) {
+        for verdict in monitor.scan(bytes) {
+            switch verdict {
+            case .panicSeen:
+                // Linux resets after a panic (panic=-1); if it never does (stuck CPUs,
+                // panic=N overridden), the panic still ends the VM after a grace period.
+                timers.panic.arm(after: Self.panicGraceSeconds)
+            case .poweredOff:
+                end(.powerOff)
+            }
+        }
+    }
+
+    /// The guest wrote 0xFE to the i8042: a reboot, or the last act of a panic.
+    func guestReset() {
+        if let panic = monitor.panicReason { end(.panic(panic)) } else { end(.reset) }
+    }
+
+    func timerFired(_ which: Timers.Kind) {
+        switch which {
+        case .timeout: end(.timedOut)
+        case .panic: end(.panic(monitor.panicReason ?? "unknown"))
+        case .shutdown: end(.killed)
+        }
+    }
+
+    var isStopping: Bool { hasEnded }
+
+    // MARK: Facts for callers and tests
+
+    /// True when the guest died the way a stock kernel dies on a host whose KVM leaves
+    /// system calls half done (segfault at the kernel's syscall entry, then init killed).
+    public var diedAtFirstSystemCall: Bool { emulatingHost && monitor.syscallLikelyBroken }
+
+    public var instructionsCompleted: Int { fixupCount.load(ordering: .relaxed) }
 
     /// How many exits of each kind svm handled (for tests and benchmarks).
     public struct ExitCounts: Equatable, Sendable {
         public var portIO: UInt64
         public var mmio: UInt64
     }
+
     public var exitCounts: ExitCounts {
         ExitCounts(portIO: portExitCount.load(ordering: .relaxed), mmio: mmioExitCount.load(ordering: .relaxed))
     }
-
-    struct ConsoleState {
-        var scanner = ConsoleEventScanner()
-        var panicReason: String?
-        var panicSeenAt: Double?
-        var syscallLikelyBroken = false
-    }
-
-    /// Address of the 3 pages Intel VMX needs for real mode, and of its identity map page:
-    /// inside the MMIO hole, below the BIOS area, where guest RAM never is.
-    static let tssAddress: UInt64 = 0xFFFB_D000
-    static let identityMapAddress: UInt64 = 0xFFFB_C000
-    static let serialIRQ: UInt32 = 4
-    static let halfDoneSyscallWatch = "half-done-syscall"
-
-    public init(config: MachineConfig) throws(MachineError) {
-        guard (1...MachineConfig.maximumCPUs).contains(config.cpuCount) else {
-            throw .badInput("--cpus \(config.cpuCount): must be between 1 and \(MachineConfig.maximumCPUs)")
-        }
-        if let available = HostMemoryCheck.availableBytes(), config.memorySize > available {
-            throw .badInput("--mem \(config.memorySize >> 20)M: the host has only \(available >> 20) MiB available")
-        }
-        self.config = config
-
-        // Kernel and initrd are opened, not read: their headers are checked now, before
-        // touching KVM, so bad input is reported as such; their contents go straight into
-        // guest RAM later (BootImage).
-        var firmware: [UInt8] = []
-        var kernel: BootImage?
-        var initrd: BootImage?
-        if config.flatImage {
-            firmware = try FileLoader.read(config.kernelPath, what: "firmware",
-                                           limit: UInt64(MachineConfig.flatImageMaximumSize))
-        } else {
-            let image = try FileLoader.open(config.kernelPath, what: "kernel", limit: 512 << 20)
-            do { _ = try detectKernelFormat(image) } catch { throw .boot(error) }
-            kernel = image
-            initrd = try config.initrdPath.map { p throws(MachineError) in
-                try FileLoader.open(p, what: "initrd", limit: config.memorySize)
-            }
-        }
-
-        // Consoles the kernel prints to are scanned for panics like the serial port.
-        let lineHolder = ConsoleSink()
-        var virtioConfig = config
-        virtioConfig.virtioConsoles = config.virtioConsoles.map { console in
-            guard console.scanForGuestEvents else { return console }
-            let output = console.output
-            return VirtioConsoleConfig(scanForGuestEvents: true) { bytes in
-                output(bytes)
-                lineHolder.scan(bytes)
-            }
-        }
-        virtio = try VirtioDevices(config: virtioConfig)
-
-        do { system = try KVMSystem() } catch { throw .kvmUnavailable(error) }
-        emulatingHost = KVMSystem.hostEmulatesGuestKernel
-        commandLine = GuestCommandLine.build(user: config.commandLine, emulatingHost: emulatingHost,
-                                             devices: virtio.commandLineEntries)
-
-        // RAM slots go in before the irqchip and PIT: once those devices sit on KVM's I/O
-        // buses, every memory slot change waits for an SRCU grace period (~6 ms here).
-        do {
-            vm = try system.createVM()
-            try vm.setTSSAddress(Self.tssAddress)
-            try vm.setIdentityMapAddress(Self.identityMapAddress)
-        } catch { throw .kvm(error) }
-        do { memory = try GuestMemory(size: config.memorySize, populate: config.populateMemory) }
-        catch { throw .memory(error) }
-        do {
-            for (slot, region) in memory.regions.enumerated() {
-                try vm.setUserMemoryRegion(slot: UInt32(slot), guestAddress: region.guestAddress,
-                                           size: region.size, host: memory.hostBase + Int(region.hostOffset))
-            }
-            try vm.createIRQChip()
-            try vm.createPIT2()
-        } catch { throw .kvm(error) }
-        try virtio.attach(to: vm, memory: memory)
-
-        if let kernel {
-            do {
-                bootEntry = try loadLinux(
-                    BootParameters(kernel: kernel, initrd: initrd, commandLine: commandLine, cpuCount: config.cpuCount),
-                    into: memory)
-            } catch { throw .boot(error) }
-        } else {
-            do { try memory.write(firmware, at: MachineConfig.flatImageAddress) } catch { throw .memory(error) }
-            bootEntry = nil
-        }
-
-        do { stopEvent = try EventFD() } catch { throw .host(error) }
-
-        // Devices. Closures capture a weak-free unowned reference set up after init;
-        // they only run while `run()` keeps self alive.
-        let outputFD = config.consoleOutputFD
-        let vmRef = vm
-        serial = Serial16550(
-            output: { byte in lineHolder.deliver(byte: byte, fd: outputFD) },
-            interrupt: { level in try? vmRef.setIRQLine(Machine.serialIRQ, level: level) })
-        let resetHolder = ResetSink()
-        i8042 = I8042(reset: { resetHolder.fire() })
-        cmos = CMOS(now: { time(nil) })
-        ports = PortDispatch()
-
-        do {
-            let supported = try system.supportedCPUID()
-            let cpuid = CPUIDSetup(supported: supported, cpuCount: config.cpuCount,
-                                   hideUnemulatedFeatures: emulatingHost)
-            var created: [VCPU] = []
-            for id in 0..<UInt32(config.cpuCount) {
-                let vcpu = try vm.createVCPU(id: id)
-                try vcpu.setCPUID(cpuid.entries(forVCPU: id))
-                try VCPUSetup.configureCommon(vcpu)
-                created.append(vcpu)
-            }
-            vcpus = created
-            if let bootEntry {
-                try VCPUSetup.enter(vcpus[0], at: bootEntry)
-            } else {
-                try VCPUSetup.enterRealMode(vcpus[0], at: MachineConfig.flatImageAddress)
-            }
-        } catch { throw .kvm(error) }
-
-        if emulatingHost {
-            // A stock kernel's first system call from /init faults at the kernel's syscall
-            // entry (error 0x15: user instruction fetch) and init dies.
-            consoleState.withLock {
-                $0.scanner.watch(LineWatch(name: Machine.halfDoneSyscallWatch, allOf: ["[1]: segfault at ffffffff", " error 15"]))
-            }
-        }
-        lineHolder.machine = self
-        resetHolder.machine = self
-        ports.machine = self
-    }
-
-    /// Ends the VM with `exit` unless another ending was recorded first.
-    func stop(_ exit: MachineExit) {
-        let first = exitState.withLock { state -> Bool in
-            guard state == nil else { return false }
-            state = exit
-            return true
-        }
-        if first { stopEvent.signal() }
-    }
-
-    var isStopping: Bool { exitState.withLock { $0 != nil } }
-
-    /// The guest wrote 0xFE to the i8042: a reboot, or the last act of a panic.
-    func guestReset() {
-        let panic = consoleState.withLock { $0.panicReason }
-        if let panic { stop(.panic(panic)) } else { stop(.reset) }
-    }
-
-    /// Console output: to the user, and through the scanner that spots panics and power-off.
-    func consoleOutput(byte: UInt8, fd: Int32) {
-        writeAll(byte: byte, to: fd)  // output closed: the guest keeps running
-        scanConsole(CollectionOfOne(byte))
-    }
-
-    func scanConsole(_ bytes: some Sequence<UInt8>) {
-        let events = consoleState.withLock { state in state.scanner.feed(bytes) }
-        for event in events { handle(event) }
-    }
-
-    func handle(_ event: ConsoleEvent) {
-        switch event {
-        case let .panic(reason):
-            consoleState.withLock { s in
-                if s.panicReason == nil {
-                    s.panicReason = reason
-                    s.panicSeenAt = Machine.monotonicSeconds()
-                }
-            }
-        case .powerOff, .halted:
-            stop(.powerOff)
-        case .restarting:
-            break
-        case let .matched(needle, _) where needle == Machine.halfDoneSyscallWatch:
-            consoleState.withLock { $0.syscallLikelyBroken = true }
-        case .matched:
-            break
-        }
-    }
-
-    /// True when the guest died the way a stock kernel dies on a host whose KVM leaves
-    /// system calls half done (segfault at the kernel's syscall entry, then init killed).
-    public var diedAtFirstSystemCall: Bool {
-        emulatingHost && consoleState.withLock { $0.syscallLikelyBroken }
-    }
-
-    public var instructionsCompleted: Int { fixupCount.load(ordering: .relaxed) }
-
-    static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
 }
 
-/// Late-bound targets for device callbacks, which must exist before the Machine does.
-final class ConsoleSink: @unchecked Sendable {
+/// The VM's deadlines as timerfds on its event loop.
+final class Timers: @unchecked Sendable {
+    // Sendable invariant: TimerFD is thread-safe; `machine` is set once before start.
+    enum Kind { case timeout, panic, shutdown }
+    let timeout: TimerFD
+    let panic: TimerFD
+    let shutdown: TimerFD
     unowned(unsafe) var machine: Machine?
-    func deliver(byte: UInt8, fd: Int32) {
-        if let m = machine { m.consoleOutput(byte: byte, fd: fd) } else { writeAll(byte: byte, to: fd) }
+
+    init() throws(HostError) {
+        timeout = try TimerFD()
+        panic = try TimerFD()
+        shutdown = try TimerFD()
     }
 
-    func scan(_ bytes: [UInt8]) { machine?.scanConsole(bytes) }
-}
-
-final class ResetSink: @unchecked Sendable {
-    unowned(unsafe) var machine: Machine?
-    func fire() { machine?.guestReset() }
+    func register(with loop: EventLoop) throws(HostError) {
+        for (timer, kind) in [(timeout, Kind.timeout), (panic, .panic), (shutdown, .shutdown)] {
+            try loop.add(fd: timer.fd, source: EventHandler { [self] _, _ in
+                timer.acknowledge()
+                machine?.timerFired(kind)
+            })
+        }
+    }
 }

@@ -1,9 +1,4 @@
-import Boot
-import KVM
-import Memory
-import Host
-
-/// How a VM ended. The CLI maps each case to an exit status.
+/// How a VM ended. The command line maps each case to an exit status.
 public enum MachineExit: Equatable, Sendable {
     /// The guest rebooted (i8042 reset): a clean end for a one-shot VM.
     case reset
@@ -16,42 +11,33 @@ public enum MachineExit: Equatable, Sendable {
     case crashed(String)
     /// `timeout` seconds passed.
     case timedOut
-    /// svm received a terminating signal.
+    /// The caller ended the VM because of a terminating signal it received.
     case interrupted(signal: Int32)
     /// The user pressed Ctrl-A x.
     case userQuit
+    /// The host ended the VM: a kill request, or a shutdown request the guest did not
+    /// complete within its grace period.
+    case killed
     /// A host-side failure while running (a KVM ioctl failed).
     case hostFailure(String)
 }
 
-/// Why a VM could not be built. `isBadInput` separates the user's mistakes (exit 2)
-/// from host failures.
-public enum MachineError: Error, CustomStringConvertible {
-    case badInput(String)
-    case kvmUnavailable(HostError)
-    case kvm(HostError)
-    case memory(MemoryError)
-    case boot(BootError)
-    case host(HostError)
+/// Where a VM is in its life, as `svm ps` and the control socket report it.
+public enum MachineState: Equatable, Sendable {
+    case created
+    case running
+    case paused
+    /// A shutdown was requested and the guest has until its grace period ends.
+    case stopping
+    case ended(MachineExit)
 
-    public var description: String {
+    public var name: String {
         switch self {
-        case let .badInput(message): return message
-        case let .kvmUnavailable(e):
-            return "cannot use KVM: \(e) — svm needs /dev/kvm with read-write permission"
-        case let .kvm(e): return "\(e)"
-        case let .memory(e): return "\(e)"
-        case let .boot(e): return "\(e)"
-        case let .host(e): return "\(e)"
-        }
-    }
-
-    /// Problems with what the user handed svm, as opposed to failures of the host.
-    public var isBadInput: Bool {
-        switch self {
-        case .badInput, .boot, .kvmUnavailable: return true
-        case .memory(.invalidSize): return true
-        default: return false
+        case .created: "created"
+        case .running: "running"
+        case .paused: "paused"
+        case .stopping: "stopping"
+        case .ended: "exited"
         }
     }
 }

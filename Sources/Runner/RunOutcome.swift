@@ -1,7 +1,8 @@
 import Machine
 import Sandbox
 
-/// How one `svm run` ended, and the exit status and stderr line that go with it.
+/// How one `svm run` ended, and the stderr line that goes with it (the command line maps
+/// it to an exit status: `ExitStatus.status(for:)` in SVMCommand).
 public enum RunOutcome: Equatable, Sendable {
     /// The program ended and the guest init reported how: its status, or 128 + its signal.
     case program(ExitStatus)
@@ -12,16 +13,12 @@ public enum RunOutcome: Equatable, Sendable {
     /// svm, the VM or the guest init failed; the program's status is unknown: 125.
     case failed(String)
 
-    public static let failureStatus: Int32 = 125
-    public static let timeoutStatus: Int32 = 124
-
-    public var exitStatus: Int32 {
+    /// The program's status as a shell would show it ("7", or "137 (signal 9)").
+    public var programStatusText: String {
         switch self {
-        case let .program(.exited(n)): return n & 0xff
-        case let .program(.signalled(s)): return 128 + s
-        case .timedOut: return Self.timeoutStatus
-        case let .interrupted(signal): return 128 + signal
-        case .failed: return Self.failureStatus
+        case let .program(.exited(n)): "\(n & 0xff)"
+        case let .program(.signalled(s)): "\(128 + s) (signal \(s))"
+        default: "unknown"
         }
     }
 

@@ -10,31 +10,27 @@ import Sandbox
 public final class RunSession {
     public let request: RunRequest
     public let environment: [String: String]
+    public let io: RunIO
     public private(set) var timings: RunTimings
+    private let kick: VCPUKick
 
-    public init(request: RunRequest, environment: [String: String], start: Double = RunTimings.now()) {
+    /// - Parameters:
+    ///   - io: where the program's streams come from and go (svm's own 0, 1, 2 for the CLI).
+    ///   - kick: the vCPU kick signal the program installed (`VCPUKick.install`).
+    public init(request: RunRequest, environment: [String: String], io: RunIO, kick: VCPUKick,
+                start: Double = MonotonicClock.now()) {
         self.request = request
         self.environment = environment
+        self.io = io
+        self.kick = kick
         timings = RunTimings(start: start)
     }
 
-    /// Runs the program, prints what there is to say on stderr (the reason for a failure;
-    /// with --verbose the timings too) and returns svm's exit status.
-    public func execute() -> Int32 {
-        let outcome = run()
-        if let message = outcome.message { FDWriter.message(message) }
-        if request.verbose { FDWriter.message("timings: \(timings.summary)") }
-        return outcome.exitStatus
-    }
-
     /// Runs the program and returns how it ended; prints only notes about skipped
-    /// volume entries (and, with --verbose, the guest's console).
-    public func run() -> RunOutcome {
-        Self.fillStandardDescriptors()
-        WindowSizeForwarder.blockSignal()
-        let signalFD: Int32
-        do { signalFD = try Signals.blockTerminatingSignals() } catch { return .failed("\(error)") }
-        defer { close(signalFD) }
+    /// volume entries (and, with --verbose, the guest's console) on `io.error`.
+    /// The terminating signals and SIGWINCH must be blocked by the caller (threads inherit
+    /// the mask); `signalFD` reports the terminating ones.
+    public func run(signalFD: Int32) -> RunOutcome {
         var caught: Int32?
         let interrupted: () -> Int32? = {
             if caught == nil { caught = Signals.readSignal(from: signalFD) }
@@ -43,7 +39,7 @@ public final class RunSession {
         do {
             return try boot(signalFD: signalFD, interrupted: interrupted)
         } catch let error {
-            timings.ended = RunTimings.now()
+            timings.ended = MonotonicClock.now()
             if let signal = error.signal ?? caught { return .interrupted(signal: signal) }
             return .failed(error.description)
         }
@@ -59,13 +55,13 @@ public final class RunSession {
         }
         // A terminal when asked for, or when the user is at one: stdin and stdout both
         // terminals (with stdout redirected, the program's output must stay binary-exact).
-        let tty = request.tty || (isatty(0) == 1 && isatty(1) == 1)
-        let forwardStdin = StdinForwarder.shouldForward(fd: 0, tty: tty)
-        let terminal = tty ? TerminalSize.of(fd: 0) ?? TerminalSize.of(fd: 1) ?? (0, 0) : nil
+        let tty = request.tty || (isatty(io.input) == 1 && isatty(io.output) == 1)
+        let forwardStdin = StdinForwarder.shouldForward(fd: io.input, tty: tty)
+        let terminal = tty ? TerminalSize.of(fd: io.input) ?? TerminalSize.of(fd: io.output) ?? (0, 0) : nil
         let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin && !tty,
                                            terminal: terminal,
                                            environment: environment,
-                                           note: { FDWriter.message("note: \($0)") }, interrupted: interrupted)
+                                           note: { [io] in io.message("note: \($0)") }, interrupted: interrupted)
         defer { image.directory.remove() }
         if let signal = interrupted() { throw RunError.interrupted(signal: signal) }
 
@@ -78,19 +74,20 @@ public final class RunSession {
         config.memorySize = request.memory
         config.cpuCount = request.cpus
         config.commandLine = "console=ttyS0 quiet"
-        config.consoleOutputFD = consoleTail?.writeFD ?? 2
-        config.consoleInputFD = nil
+        let serialFD = consoleTail?.writeFD ?? io.error
+        config.serialOutput = { bytes in writeAll(bytes, to: serialFD) }
         config.networks = request.networks
+        let (outFD, errFD) = (io.output, io.error)
         config.virtioConsoles = [
-            VirtioConsoleConfig { bytes in writeAll(bytes, to: 1) },
-            VirtioConsoleConfig { bytes in writeAll(bytes, to: 2) },
-            VirtioConsoleConfig { bytes in control.receive(bytes) },
+            VirtioConsoleConfig(role: .programOutput) { bytes in writeAll(bytes, to: outFD) },
+            VirtioConsoleConfig(role: .programError) { bytes in writeAll(bytes, to: errFD) },
+            VirtioConsoleConfig(role: .control) { bytes in control.receive(bytes) },
         ]
         // Only with read-write volumes: every device costs guest boot time. The init sends
         // the copy-out archive on it (hvc3) after the program's exit frame.
-        if let copyOut { config.virtioConsoles.append(VirtioConsoleConfig { bytes in copyOut.receive(bytes) }) }
+        if let copyOut { config.virtioConsoles.append(VirtioConsoleConfig(role: .copyOut) { bytes in copyOut.receive(bytes) }) }
         // The limit counts from svm's start, as the user sees it.
-        if let limit = request.timeout { config.timeout = max(0.001, limit - (RunTimings.now() - timings.start)) }
+        if let limit = request.timeout { config.timeout = max(0.001, limit - (MonotonicClock.now() - timings.start)) }
 
         let machine: Machine
         do { machine = try Machine(config: config) } catch { throw RunError("\(error)") }
@@ -98,21 +95,24 @@ public final class RunSession {
 
         // Raw once the guest is ready (the forwarder does it on the init's R frame), to the end
         // of the run: keys (^C included) then go to the guest's terminal, which echoes and
-        // edits; during the boot ^C still interrupts svm. Ctrl-A x stops the VM as ^C would
-        // have (a SIGINT to ourselves, read from the signalfd). Restored on every way out:
+        // edits; during the boot ^C still interrupts svm. Ctrl-A x ends the VM as ^C would
+        // have (as interrupted by SIGINT: status 130). Restored on every way out:
         // the run returns here on signals and timeouts too, and TerminalMode registers atexit.
-        let terminalMode = tty ? TerminalMode(fd: 0) : nil
+        let terminalMode = tty ? TerminalMode(fd: io.input) : nil
         defer { terminalMode?.restore() }
+        let inputConsole = machine.console(role: tty ? .programOutput : .control)!
+        let controlConsole = machine.console(role: .control)!
         let forwarder = forwardStdin
-            ? try StdinForwarder(fd: 0, console: machine.virtioConsoles[tty ? 0 : 2], ready: control.readyEvent,
+            ? try StdinForwarder(fd: io.input, console: inputConsole, ready: control.readyEvent,
                                  mode: tty ? .terminal : .frames,
                                  onReady: { terminalMode?.enterRaw() },
-                                 onEscape: { _ = kill(getpid(), SIGINT) }) : nil
-        let resizes = tty ? try WindowSizeForwarder(terminalFD: terminalMode?.fd ?? 1, console: machine.virtioConsoles[2],
+                                 onEscape: { machine.end(.interrupted(signal: SIGINT)) }) : nil
+        let resizes = tty ? try WindowSizeForwarder(terminalFD: terminalMode?.fd ?? io.output, console: controlConsole,
                                                      ready: control.readyEvent) : nil
-        timings.vmStarted = RunTimings.now()
-        let exit = machine.run(signalFD: signalFD)
-        timings.ended = RunTimings.now()
+        timings.vmStarted = MonotonicClock.now()
+        do { try machine.start(kick: kick) } catch { throw RunError("\(error)") }
+        let exit = Self.waitForEnd(of: machine, signalFD: signalFD)
+        timings.ended = MonotonicClock.now()
         forwarder?.stop()
         resizes?.stop()
         terminalMode?.restore()
@@ -138,21 +138,22 @@ public final class RunSession {
         if case let .interrupted(signal) = exit { return .interrupted(signal: signal) }
         if case .timedOut = exit { return .timedOut(seconds: request.timeout ?? 0) }
         if let problem = VolumeCopyOut.apply(collector: copyOut, volumes: request.volumes, copiedIn: image.copiedIn,
-                                             guestFailure: report.failure, note: { FDWriter.message("note: \($0)") }) {
-            return .failed("\(problem) (the program's exit status was \(outcome.exitStatus))")
+                                             guestFailure: report.failure, note: { [io] in io.message("note: \($0)") }) {
+            return .failed("\(problem) (the program's exit status was \(outcome.programStatusText))")
         }
         return outcome
     }
 
-    /// A closed stdin, stdout or stderr would be reused by the next open(), and program
-    /// output could land in a file svm opened: point closed ones at /dev/null.
-    static func fillStandardDescriptors() {
-        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 && errno == EBADF {
-            let n = open("/dev/null", O_RDWR)
-            if n >= 0 && n != fd {
-                dup2(n, fd)
-                close(n)
+    /// Waits for the VM to end; a terminating signal on `signalFD` ends it as interrupted.
+    static func waitForEnd(of machine: Machine, signalFD: Int32) -> MachineExit {
+        var fds = [pollfd(fd: machine.endedDescriptor, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+        while !machine.hasEnded {
+            if poll(&fds, 2, -1) < 0 && errno != EINTR { break }
+            if fds[1].revents != 0, let signo = Signals.readSignal(from: signalFD) {
+                machine.end(.interrupted(signal: signo))
             }
         }
+        return machine.wait()
     }
 }

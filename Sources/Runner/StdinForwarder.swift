@@ -79,7 +79,7 @@ final class StdinForwarder: @unchecked Sendable {
                 switch escape.feed(data) {
                 case let .forward(bytes):
                     data = bytes
-                case let .quit(forwardFirst):
+                case let .quit(forwardFirst), let .detach(forwardFirst):
                     if !forwardFirst.isEmpty { send(forwardFirst, to: console, stop: stop) }
                     onEscape()
                     return
@@ -94,8 +94,10 @@ final class StdinForwarder: @unchecked Sendable {
     @discardableResult
     private static func send(_ frame: [UInt8], to console: VirtioConsole, stop: EventFD) -> Bool {
         while console.pendingInputBytes + frame.count > VirtioConsole.inputBufferLimit {
-            var p = pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, 2) > 0 { return false }
+            // Sleep until the guest takes input (or we are stopped); no polling interval.
+            guard let taken = console.inputTaken else { return false }
+            guard wait(for: taken.fd, orStop: stop) else { return false }
+            taken.drain()
         }
         console.receive(frame)
         return true

@@ -1,8 +1,9 @@
 import Machine
 
 /// `svm boot` flags, parsed and checked. Parsing never touches the file system; the
-/// Machine reports missing or malformed files itself.
-public struct BootOptions: Sendable {
+/// Machine reports missing or malformed files itself. Codable: what `restart` needs is
+/// these options, saved in the VM's state directory as config.json.
+public struct BootOptions: Sendable, Codable, Equatable {
     public var kernel: String?
     public var initrd: String?
     public var firmware: String?
@@ -10,65 +11,47 @@ public struct BootOptions: Sendable {
     public var memory: UInt64 = 512 << 20
     public var cpus = 1
     public var timeout: Double?
-    public var help = false
     public var disks: [DiskConfig] = []
     public var networks: [NetworkConfig] = []
     public var virtioConsole = false
     public var prefault = false
+    /// The VM's name (`--name`); nil picks `svm-` and 8 hex digits.
+    public var name: String?
+    public var detach = false
+    public var help = false
 
     public init() {}
-
-    public struct UsageError: Error, Equatable, CustomStringConvertible {
-        public let description: String
-        init(_ d: String) { description = d }
-    }
 
     /// Guest RAM below this cannot hold a kernel; above it is bounded by the host check.
     public static let minimumMemory: UInt64 = 16 << 20
 
+    static let options: [Option<BootOptions>] = [
+        .value("--kernel", "-k") { o, v in o.kernel = v },
+        .value("--initrd", "-i") { o, v in o.initrd = v },
+        .value("--firmware") { o, v in o.firmware = v },
+        .value("--cmdline", "-c") { o, v in o.commandLine = v },
+        .value("--mem", "-m") { (o, v) throws(UsageError) in o.memory = try OptionValues.memory(v, example: "512M, 2G") },
+        .value("--cpus", "-p") { (o, v) throws(UsageError) in o.cpus = try OptionValues.cpus(v) },
+        .value("--timeout", "-t") { (o, v) throws(UsageError) in o.timeout = try OptionValues.timeout(v) },
+        .value("--disk") { (o, v) throws(UsageError) in o.disks.append(try parseDisk(v)) },
+        .value("--net", "-n") { (o, v) throws(UsageError) in o.networks.append(try parseNetwork(v)) },
+        .value("--console") { (o, v) throws(UsageError) in
+            switch v {
+            case "serial": o.virtioConsole = false
+            case "virtio": o.virtioConsole = true
+            default: throw UsageError("--console \(v): must be serial or virtio")
+            }
+        },
+        .value("--name") { (o, v) throws(UsageError) in o.name = try OptionValues.vmName(v) as String },
+        .flag("--detach", "-d") { $0.detach = true },
+        .flag("--prefault") { $0.prefault = true },
+        .flag("--help", "-h") { $0.help = true },
+    ]
+
     public static func parse(_ arguments: [String]) throws(UsageError) -> BootOptions {
         var o = BootOptions()
-        var i = 0
-        func value(_ flag: String) throws(UsageError) -> String {
-            i += 1
-            guard i < arguments.count else { throw UsageError("\(flag) needs a value") }
-            return arguments[i]
-        }
-        while i < arguments.count {
-            var arg = arguments[i]
-            var inlineValue: String?
-            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
-                inlineValue = String(arg[arg.index(after: eq)...])
-                arg = String(arg[..<eq])
-            }
-            func next() throws(UsageError) -> String {
-                if let v = inlineValue { return v }
-                return try value(arg)
-            }
-            switch arg {
-            case "--kernel", "-k": o.kernel = try next()
-            case "--initrd", "-i": o.initrd = try next()
-            case "--firmware": o.firmware = try next()
-            case "--cmdline", "-c": o.commandLine = try next()
-            case "--mem", "-m": o.memory = try OptionValues.memory(try next(), example: "512M, 2G")
-            case "--cpus", "-p": o.cpus = try OptionValues.cpus(try next())
-            case "--timeout", "-t": o.timeout = try OptionValues.timeout(try next())
-            case "--disk", "-d": o.disks.append(try parseDisk(try next()))
-            case "--net", "-n": o.networks.append(try parseNetwork(try next()))
-            case "--console":
-                let text = try next()
-                switch text {
-                case "serial": o.virtioConsole = false
-                case "virtio": o.virtioConsole = true
-                default: throw UsageError("--console \(text): must be serial or virtio")
-                }
-            case "--prefault": o.prefault = true
-            case "--help", "-h": o.help = true
-            default:
-                throw UsageError("unknown option \(arguments[i]) (see svm boot --help)")
-            }
-            i += 1
-        }
+        let rest = try OptionParser.parse(arguments, into: &o, options: options, command: "boot")
+        if let extra = rest.first { throw UsageError("unexpected argument \(extra) (see svm boot --help)") }
         if o.firmware != nil && (o.kernel != nil || o.initrd != nil) {
             throw UsageError("--firmware cannot be combined with --kernel or --initrd")
         }

@@ -3,8 +3,6 @@ import Machine
 /// Values that `svm boot` and `svm run` flags share, checked the same way for both so the
 /// same mistake gets the same one-line message.
 enum OptionValues {
-    typealias UsageError = BootOptions.UsageError
-
     /// `--mem`: a size (`512M`, `2G`, a number of MiB), at least 16M, 4K-aligned.
     static func memory(_ text: String, example: String) throws(UsageError) -> UInt64 {
         guard let bytes = SizeParser.parse(text) else {
@@ -29,5 +27,13 @@ enum OptionValues {
             throw UsageError("--timeout \(text): must be a positive number of seconds")
         }
         return s
+    }
+
+    /// `--name`: what the state directory accepts (docker's rule).
+    static func vmName(_ text: String) throws(UsageError) -> String {
+        guard !text.isEmpty else {
+            throw UsageError("--name \(text): must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        }
+        return text
     }
 }

@@ -8,85 +8,39 @@ public struct RunOptions: Sendable, Equatable {
     public var request: RunRequest
     public var help = false
 
-    public typealias UsageError = BootOptions.UsageError
+    static let options: [Option<RunOptions>] = [
+        .value("--mem", "-m") { (o, v) throws(UsageError) in o.request.memory = try OptionValues.memory(v, example: "256M, 1G") },
+        .value("--cpus", "-p") { (o, v) throws(UsageError) in o.request.cpus = try OptionValues.cpus(v) },
+        .value("--timeout", "-t") { (o, v) throws(UsageError) in o.request.timeout = try OptionValues.timeout(v) },
+        .value("--env", "-e") { (o, v) throws(UsageError) in o.request.environment.append(try parseEnvironment(v)) },
+        .value("--workdir", "-w") { (o, dir) throws(UsageError) in
+            guard dir.hasPrefix("/"), !dir.utf8.contains(0) else {
+                throw UsageError("--workdir \(dir): must be an absolute guest path")
+            }
+            o.request.workdir = dir
+        },
+        .value("--volume", "-v") { (o, v) throws(UsageError) in o.request.volumes.append(try parseVolume(v)) },
+        .value("--net", "-n") { (o, v) throws(UsageError) in
+            if v == "none" { o.request.networks = [] } else { o.request.networks.append(try BootOptions.parseNetwork(v)) }
+        },
+        .value("--kernel", "-k") { o, v in o.request.kernel = v },
+        .flag("--root") { $0.request.root = true },
+        .flag("--verbose") { $0.request.verbose = true },
+        .flag("--tty") { $0.request.tty = true },
+        .flag("--help", "-h") { $0.help = true },
+    ]
 
     public static func parse(_ arguments: [String]) throws(UsageError) -> RunOptions {
         var o = RunOptions(request: RunRequest(program: ""))
-        var i = 0
-        func value(_ flag: String) throws(UsageError) -> String {
-            i += 1
-            guard i < arguments.count else { throw UsageError("\(flag) needs a value") }
-            return arguments[i]
-        }
-        var programIndex: Int?
-        while i < arguments.count {
-            var arg = arguments[i]
-            if arg == "--" {
-                programIndex = i + 1
-                break
-            }
-            if !arg.hasPrefix("-") || arg == "-" {
-                programIndex = i
-                break
-            }
-            var inlineValue: String?
-            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
-                inlineValue = String(arg[arg.index(after: eq)...])
-                arg = String(arg[..<eq])
-            }
-            func next() throws(UsageError) -> String {
-                if let v = inlineValue { return v }
-                return try value(arg)
-            }
-            func noValue() throws(UsageError) {
-                if inlineValue != nil { throw UsageError("\(arg) takes no value") }
-            }
-            switch arg {
-            case "--mem", "-m": o.request.memory = try OptionValues.memory(try next(), example: "256M, 1G")
-            case "--cpus", "-p": o.request.cpus = try OptionValues.cpus(try next())
-            case "--timeout", "-t": o.request.timeout = try OptionValues.timeout(try next())
-            case "--env", "-e":
-                o.request.environment.append(try parseEnvironment(try next()))
-            case "--workdir", "-w":
-                let dir = try next()
-                guard dir.hasPrefix("/"), !dir.utf8.contains(0) else {
-                    throw UsageError("--workdir \(dir): must be an absolute guest path")
-                }
-                o.request.workdir = dir
-            case "--volume", "-v":
-                o.request.volumes.append(try parseVolume(try next()))
-            case "--net", "-n":
-                let text = try next()
-                if text == "none" {
-                    o.request.networks = []
-                } else {
-                    o.request.networks.append(try BootOptions.parseNetwork(text))
-                }
-            case "--kernel", "-k":
-                o.request.kernel = try next()
-            case "--root":
-                try noValue()
-                o.request.root = true
-            case "--verbose":
-                try noValue()
-                o.request.verbose = true
-            case "--tty":
-                try noValue()
-                o.request.tty = true
-            case "--help", "-h":
-                o.help = true
-                return o
-            default:
-                throw UsageError("unknown option \(arguments[i]) (see svm run --help)")
-            }
-            i += 1
-        }
-        guard let start = programIndex, start < arguments.count, !arguments[start].isEmpty else {
+        // --help anywhere before the program wins over everything else.
+        let program = try OptionParser.parse(arguments, into: &o, options: options, command: "run", stopAtPositional: true)
+        if o.help { return o }
+        guard let first = program.first, !first.isEmpty else {
             throw UsageError("no program given (svm run [options] -- PROGRAM [ARGS...])")
         }
-        o.request.program = arguments[start]
-        o.request.arguments = Array(arguments[(start + 1)...])
-        for a in arguments[start...] where a.utf8.contains(0) {
+        o.request.program = first
+        o.request.arguments = Array(program.dropFirst())
+        for a in program where a.utf8.contains(0) {
             throw UsageError("arguments cannot contain NUL bytes")
         }
         return o

@@ -15,6 +15,13 @@ public protocol NetBackend: AnyObject, Sendable {
     /// Reads one waiting packet (header and frame) into `buffer` and returns its length,
     /// or nil if none is waiting. A packet longer than `buffer` may be truncated.
     func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int?
+    /// A descriptor that is readable while packets wait (a TAP's), for the event loop;
+    /// nil for backends that are not polled (test fakes).
+    var pollDescriptor: Int32? { get }
+}
+
+extension NetBackend {
+    public var pollDescriptor: Int32? { nil }
 }
 
 /// A 48-bit Ethernet address.

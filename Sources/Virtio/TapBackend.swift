@@ -30,8 +30,8 @@ public enum TapError: Error, Equatable, CustomStringConvertible {
 /// header (TUNSETVNETHDRSZ: the VERSION_1 virtio_net_hdr, so packets pass between guest
 /// and TAP unchanged). Which offloads the TAP can deliver is probed once at open
 /// (TUNSETOFFLOAD fails with EINVAL for flags the kernel does not know); delivery starts
-/// with none and follows the driver's features from `setReceiveOffloads`. The Machine
-/// polls `fileDescriptor` for input and calls `VirtioNet.processBackendInput()`.
+/// with none and follows the driver's features from `setReceiveOffloads`.
+/// `VirtioNet` registers `fileDescriptor` with the event loop and reads it when readable.
 public final class TapBackend: NetBackend {
     // From <linux/if_tun.h>; Glibc does not export the _IOW macros.
     static let TUNSETIFF: UInt = 0x4004_54ca
@@ -44,6 +44,7 @@ public final class TapBackend: NetBackend {
     static let interfaceNameSize = 16
 
     public let fileDescriptor: Int32
+    public var pollDescriptor: Int32? { fileDescriptor }
     public let interfaceName: String
     public let supportedOffloads: NetOffloads
 

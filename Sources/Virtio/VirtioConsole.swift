@@ -1,3 +1,4 @@
+import Host
 import Memory
 import Synchronization
 
@@ -20,12 +21,16 @@ public final class VirtioConsole: VirtioDevice {
 
     private let output: @Sendable ([UInt8]) -> Void
     private let state = Mutex(State())
+    /// Signalled whenever the guest takes pending input, so a sender waiting for room
+    /// (`pendingInputBytes` below `inputBufferLimit`) sleeps on it instead of polling.
+    public let inputTaken: EventFD?
 
     /// `output` receives what the guest writes, in order. It is called with the device's
     /// lock held (which keeps the order across threads), so it must not call back into
     /// this device.
     public init(output: @escaping @Sendable ([UInt8]) -> Void) {
         self.output = output
+        inputTaken = try? EventFD()
     }
 
     public var deviceType: UInt32 { VirtioDeviceType.console }
@@ -46,7 +51,7 @@ public final class VirtioConsole: VirtioDevice {
     public func activate(memory: GuestMemory, queues: [Virtqueue], features: UInt64, interrupt: VirtioInterrupt) {
         state.withLock { s in
             s.active = ActiveQueues(memory: memory, queues: queues, features: features, interrupt: interrupt)
-            Self.deliver(&s)
+            deliver(&s)
         }
     }
 
@@ -55,7 +60,7 @@ public final class VirtioConsole: VirtioDevice {
             switch index {
             case Self.receiveQueue:
                 // New receive buffers: hand over whatever input is waiting.
-                Self.deliver(&s)
+                deliver(&s)
             case Self.transmitQueue:
                 s.active?.drain(index) { chain in
                     if let bytes = try? chain.readAll(), !bytes.isEmpty { output(bytes) }
@@ -74,7 +79,7 @@ public final class VirtioConsole: VirtioDevice {
             let room = Self.inputBufferLimit - s.pending.count
             s.pending += bytes.prefix(room)
             s.droppedInput += max(0, bytes.count - room)
-            Self.deliver(&s)
+            deliver(&s)
         }
     }
 
@@ -88,6 +93,12 @@ public final class VirtioConsole: VirtioDevice {
     public func reset() {
         // Pending host input stays: it is the user's, not the old driver's.
         state.withLock { $0.active = nil }
+    }
+
+    private func deliver(_ s: inout State) {
+        let before = s.pending.count
+        Self.deliver(&s)
+        if s.pending.count < before { inputTaken?.signal() }
     }
 
     private static func deliver(_ s: inout State) {

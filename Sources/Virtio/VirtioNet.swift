@@ -1,3 +1,4 @@
+import Host
 import Memory
 import Synchronization
 
@@ -17,11 +18,13 @@ import Synchronization
 /// kvmtool do. A driver that does not negotiate MRG_RXBUF still works: one chain per
 /// packet, dropped if it does not fit.
 ///
-/// Receive: the Machine polls the backend's file descriptor (edge-triggered is enough)
-/// and calls `processBackendInput()`; packets go into receive buffers as long as there are
-/// any. When the guest has none, one packet is held back and the rest stay in the backend
-/// until the guest posts buffers (a notification on queue 0 resumes reading).
-public final class VirtioNet: VirtioDevice {
+/// Receive: the device registers its backend's descriptor with the VM's event loop
+/// (`register(with:)`) and reads packets when it is readable; they go into receive buffers
+/// as long as there are any. When the guest has none, one packet is held back, the
+/// descriptor is taken out of the loop's interest set (it would otherwise report readable
+/// forever), and the rest stay in the backend until the guest posts buffers (a
+/// notification on queue 0 resumes reading and re-arms the descriptor).
+public final class VirtioNet: VirtioDevice, EventSource {
     public static let linkUp: UInt16 = 1
     /// Largest frame accepted either way: the largest IP packet (64 KiB - 1, which TSO
     /// frames reach) behind an Ethernet header with one VLAN tag.
@@ -42,6 +45,9 @@ public final class VirtioNet: VirtioDevice {
         var droppedTransmit = 0
         /// Why the TAP offloads could not follow the last driver's features, if they could not.
         var offloadFailure: String?
+        /// The loop watching the backend's descriptor, and whether it is watched for input now.
+        var loop: EventLoop?
+        var watching = false
     }
 
     public let mac: MACAddress
@@ -66,9 +72,38 @@ public final class VirtioNet: VirtioDevice {
         self.init(mac: mac, backend: try TapBackend(interfaceName: tapInterface))
     }
 
-    /// The descriptor the Machine polls for input (EPOLLIN, edge-triggered is enough),
-    /// calling `processBackendInput()` when it is readable; nil for non-TAP backends.
-    public var backendFileDescriptor: Int32? { (backend as? TapBackend)?.fileDescriptor }
+    /// Watches the backend's descriptor (if it has one) on `loop`; input is read there.
+    public func register(with loop: EventLoop) throws(HostError) {
+        guard let fd = backend.pollDescriptor else { return }
+        try loop.add(fd: fd, events: [], source: self)
+        state.withLock { s in
+            s.loop = loop
+            updateInterest(&s)
+        }
+    }
+
+    public func unregister(from loop: EventLoop) {
+        guard let fd = backend.pollDescriptor else { return }
+        loop.remove(fd: fd)
+        state.withLock { $0.loop = nil }
+    }
+
+    public func handleEvent(fd: Int32, events: UInt32) {
+        processBackendInput()
+    }
+
+    /// Watches the backend exactly while the device can take frames.
+    private func updateInterest(_ s: inout State) {
+        guard let loop = s.loop, let fd = backend.pollDescriptor else { return }
+        let wanted = s.active != nil && s.pending == nil
+        guard wanted != s.watching else { return }
+        do {
+            try loop.modify(fd: fd, events: wanted ? .readable : [])
+            s.watching = wanted
+        } catch {
+            s.offloadFailure = s.offloadFailure ?? "\(error)"
+        }
+    }
 
     public var deviceType: UInt32 { VirtioDeviceType.net }
     public var queueCount: Int { 2 }
@@ -92,6 +127,7 @@ public final class VirtioNet: VirtioDevice {
             s.offloadFailure = failure
             s.active = ActiveQueues(memory: memory, queues: queues, features: features, interrupt: interrupt)
             receive(&s)
+            updateInterest(&s)
         }
     }
 
@@ -102,25 +138,29 @@ public final class VirtioNet: VirtioDevice {
             case Self.transmitQueue: transmit(&s)
             default: break
             }
+            updateInterest(&s)
         }
     }
 
     /// False while the device cannot take frames (not activated, or holding one for want of
-    /// guest buffers): the event loop then stops polling the backend, which would
-    /// otherwise report it readable forever.
+    /// guest buffers): the backend's descriptor is then out of the loop's interest set.
     public var wantsBackendInput: Bool {
         state.withLock { $0.active != nil && $0.pending == nil }
     }
 
     /// The backend has frames (its descriptor polled readable): move them to the guest.
     public func processBackendInput() {
-        state.withLock { receive(&$0) }
+        state.withLock { s in
+            receive(&s)
+            updateInterest(&s)
+        }
     }
 
     public func reset() {
         state.withLock { s in
             s.active = nil
             s.pending = nil
+            updateInterest(&s)
         }
         // Back to what the TAP does before any driver (a failure changes nothing: receive
         // checks every header against the next driver's features anyway).

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import XCTest
 @testable import Machine
 import KVM
@@ -39,10 +40,10 @@ final class TinyGuestTests: XCTestCase {
         config.memorySize = 16 << 20
         config.cpuCount = cpus
         config.timeout = timeout
-        config.consoleOutputFD = pipeFDs[1]
-        config.consoleInputFD = nil
+        let writeEnd = pipeFDs[1]
+        config.serialOutput = { bytes in writeAll(bytes, to: writeEnd) }
         let machine = try Machine(config: config)
-        let exit = machine.run()
+        let exit = try machine.runToEnd()
         close(pipeFDs[1])
         var output: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 4096)
@@ -77,10 +78,10 @@ final class TinyGuestTests: XCTestCase {
     }
 
     func testTimeoutStopsASpinningGuest() throws {
-        let start = Machine.monotonicSeconds()
+        let start = MonotonicClock.now()
         let r = try Self.runGuest([0xEB, 0xFE], timeout: 0.5)  // jmp $
         XCTAssertEqual(r.exit, .timedOut)
-        XCTAssertLessThan(Machine.monotonicSeconds() - start, 10)
+        XCTAssertLessThan(MonotonicClock.now() - start, 10)
     }
 
     func testTwoVCPUsStopCleanly() throws {
@@ -171,10 +172,9 @@ final class MemoryPopulationTests: XCTestCase {
         var config = MachineConfig(kernelPath: path)
         config.flatImage = true
         config.memorySize = 64 << 20
-        config.consoleInputFD = nil
         config.populateMemory = prefault
         let machine = try Machine(config: config)
-        XCTAssertEqual(machine.run(), .reset)
+        XCTAssertEqual(try machine.runToEnd(), .reset)
         let pages = Int(config.memorySize / 4096)
         var vec = [UInt8](repeating: 0, count: pages)
         XCTAssertEqual(mincore(machine.memory.hostBase, Int(config.memorySize), &vec), 0)
@@ -190,5 +190,13 @@ final class MemoryPopulationTests: XCTestCase {
     func testPrefaultMakesAllRAMResidentBeforeTheGuestRuns() throws {
         let r = try residentPages(prefault: true)
         XCTAssertEqual(r.resident, r.total)
+    }
+}
+
+extension Machine {
+    /// Starts the VM and waits for its end, as a program would.
+    func runToEnd() throws -> MachineExit {
+        try start(kick: VCPUKick.install())
+        return wait()
     }
 }

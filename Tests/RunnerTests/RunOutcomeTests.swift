@@ -2,6 +2,7 @@ import Glibc
 import Machine
 @testable import Runner
 import Sandbox
+import SVMCommand
 import XCTest
 
 final class RunOutcomeTests: XCTestCase {
@@ -12,14 +13,14 @@ final class RunOutcomeTests: XCTestCase {
     }
 
     func testStatuses() {
-        XCTAssertEqual(RunOutcome.program(.exited(0)).exitStatus, 0)
-        XCTAssertEqual(RunOutcome.program(.exited(7)).exitStatus, 7)
-        XCTAssertEqual(RunOutcome.program(.exited(255)).exitStatus, 255)
-        XCTAssertEqual(RunOutcome.program(.signalled(9)).exitStatus, 137)
-        XCTAssertEqual(RunOutcome.timedOut(seconds: 5).exitStatus, 124)
-        XCTAssertEqual(RunOutcome.interrupted(signal: SIGINT).exitStatus, 130)
-        XCTAssertEqual(RunOutcome.interrupted(signal: SIGTERM).exitStatus, 143)
-        XCTAssertEqual(RunOutcome.failed("x").exitStatus, 125)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.program(.exited(0))), 0)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.program(.exited(7))), 7)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.program(.exited(255))), 255)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.program(.signalled(9))), 137)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.timedOut(seconds: 5)), 124)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.interrupted(signal: SIGINT)), 130)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.interrupted(signal: SIGTERM)), 143)
+        XCTAssertEqual(ExitCode.status(for: RunOutcome.failed("x")), 125)
         XCTAssertNil(RunOutcome.program(.signalled(9)).message)
         XCTAssertEqual(RunOutcome.timedOut(seconds: 90).message, "timed out after 90 s")
         XCTAssertEqual(RunOutcome.timedOut(seconds: 2.5).message, "timed out after 2.5 s")

@@ -34,13 +34,13 @@ final class BootOptionsTests: XCTestCase {
     }
 
     func testExitStatusesAreDistinct() {
-        XCTAssertEqual(ExitStatus.status(for: .reset), 0)
-        XCTAssertEqual(ExitStatus.status(for: .powerOff), 0)
-        XCTAssertEqual(ExitStatus.status(for: .panic("x")), 1)
-        XCTAssertEqual(ExitStatus.status(for: .crashed("x")), 1)
-        XCTAssertEqual(ExitStatus.status(for: .timedOut), 124)
-        XCTAssertEqual(ExitStatus.status(for: .interrupted(signal: 15)), 143)
-        XCTAssertEqual(ExitStatus.status(for: .hostFailure("x")), 3)
+        XCTAssertEqual(ExitCode.status(for: .reset), 0)
+        XCTAssertEqual(ExitCode.status(for: .powerOff), 0)
+        XCTAssertEqual(ExitCode.status(for: .panic("x")), 1)
+        XCTAssertEqual(ExitCode.status(for: .crashed("x")), 1)
+        XCTAssertEqual(ExitCode.status(for: .timedOut), 124)
+        XCTAssertEqual(ExitCode.status(for: MachineExit.interrupted(signal: 15)), 143)
+        XCTAssertEqual(ExitCode.status(for: .hostFailure("x")), 3)
     }
 
     func testDefaultGuestCacheDirectory() {

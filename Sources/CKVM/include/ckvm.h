@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <linux/if_tun.h>
 #include <sys/prctl.h>
 
