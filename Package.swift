@@ -33,10 +33,13 @@ let package = Package(
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "Host", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
         .target(name: "Sandbox"),
+        // The per-VM control socket (JSON lines), the state directory and the bounded
+        // console log of managed VMs.
+        .target(name: "Control", dependencies: ["Host"]),
         // svm run: packs a program into an initramfs and runs it in a throwaway VM.
         .target(name: "Runner", dependencies: ["Machine", "Sandbox", "Host", "Virtio"]),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
-        .target(name: "SVMCommand", dependencies: ["Machine", "Host", "Runner"]),
+        .target(name: "SVMCommand", dependencies: ["Machine", "Host", "Runner", "Control"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
 
         // Helpers the test targets share (a deterministic PRNG for the fuzz-style tests).
@@ -49,6 +52,7 @@ let package = Package(
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Host"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),

@@ -3,21 +3,38 @@ enum HelpText {
     svm: run Linux in a KVM virtual machine.
 
     Usage:
-      svm boot [--kernel PATH] [--initrd PATH] [--mem SIZE] [--cpus N] [--cmdline STR] [--timeout S]
+      svm boot [-d] [--name NAME] [--kernel PATH] [--initrd PATH] [--mem SIZE] [--cpus N] ...
       svm run [options] -- PROGRAM [ARGS...]
+      svm ps [-a] [--format json]
+      svm logs [-f] [--tail N] NAME
+      svm attach NAME
+      svm pause NAME | resume NAME | stop [-t S] NAME | kill NAME | restart NAME | rm [-f] NAME
       svm --version | --help
 
     Commands:
-      boot    boot a Linux kernel with its console on this terminal (svm boot --help)
-      run     run a host program in a throwaway VM, with its stdin, stdout, stderr
-              and exit status passed through (svm run --help)
+      boot     boot a Linux kernel with its console on this terminal, or detached (-d)
+      run      run a host program in a throwaway VM, with its stdin, stdout, stderr
+               and exit status passed through
+      ps       list VMs (-a: also exited ones)
+      logs     print a VM's console log (-f: follow it)
+      attach   connect this terminal to a VM's console (Ctrl-A d detaches)
+      pause    stop a VM's vCPUs; resume runs them again
+      stop     ask the guest to shut down, end the VM after -t seconds (default 10)
+      kill     end a VM at once
+      restart  stop a VM and boot it again, detached, with the same options and name
+      rm       remove an exited VM's state (-f: end a running one first)
+
+    Every command has --help. VMs live in ${SVM_RUN_DIR:-/run/svm}/NAME/ (for users other
+    than root: $XDG_RUNTIME_DIR/svm, else /tmp/svm-UID).
 
     """
 
     static let boot = """
     Usage: svm boot [options]
 
-    Boots a Linux kernel directly (no BIOS) with its console on stdin/stdout.
+    Boots a Linux kernel directly (no BIOS) with its console on stdin/stdout, or with -d in
+    the background, its console going to its log (svm logs, svm attach). Every VM has a
+    name, a state directory and a control socket, so svm ps, pause and stop reach it.
     Guest RAM is reserved when the VM starts (svm refuses --mem beyond the host's available
     memory) and faulted in as the guest first touches it; --prefault faults all of it in
     before the guest starts. Every VM also has a virtio-rng device, so the guest's entropy
@@ -28,6 +45,10 @@ enum HelpText {
                            (the format is read from the file). Default: the kernel built by
                            scripts/build-guest-kernel (with the initramfs of scripts/build-initramfs).
       -i, --initrd PATH    initramfs / initrd image
+      -d, --detach         run the VM in the background: svm prints its name and exits 0 once
+                           its vCPUs run (a VM that fails before that: its reason and status)
+          --name NAME      the VM's name (default svm- and 8 hex digits); a running VM's name
+                           cannot be taken (exit 2)
           --firmware PATH  instead of a kernel: a flat binary loaded at 0x8000 and entered in
                            16-bit real mode at 0000:8000 (tiny test guests, benchmarks)
       -m, --mem SIZE       guest RAM: 512M, 2G, or a plain number of MiB (default 512M)
@@ -39,7 +60,7 @@ enum HelpText {
                            parameters its machine needs in front (reboot=k panic=-1 acpi=off …,
                            and CPU-feature workarounds on hosts that emulate guest kernel code)
       -t, --timeout S      stop the VM after S seconds (exit status 124)
-      -d, --disk PATH[,readonly]
+          --disk PATH[,readonly]
                            a raw disk image as virtio-blk (/dev/vda, /dev/vdb, … in order);
                            refused if another svm uses it read-write (advisory lock)
       -n, --net tap=NAME[,mac=MAC]
@@ -52,14 +73,19 @@ enum HelpText {
 
     Console: on a terminal, input is raw and goes to the guest; Ctrl-A x quits svm,
     Ctrl-A Ctrl-A sends a Ctrl-A. When stdin is not a terminal, bytes pass through.
+    The guest's init gets shutdown requests (svm stop) on a virtio console announced as
+    svm.agent=/dev/hvcN on its command line.
 
     Exit status:
       0    the guest rebooted or powered off, or Ctrl-A x
       1    the guest kernel panicked or the guest crashed (reason on stderr)
-      2    usage error or bad input (flags, kernel, initrd, --mem, no usable /dev/kvm)
+      2    usage error or bad input (flags, kernel, initrd, --mem, no usable /dev/kvm,
+           a name in use)
       3    host failure while running the VM
       124  --timeout expired
       128+N  svm was ended by signal N
+      137  the VM was killed (svm kill, or svm stop after its time)
+    With -d, the status of svm boot is 0 once the VM runs; svm ps -a shows how it ended.
 
     """
 
@@ -137,6 +163,81 @@ enum HelpText {
              init, the guest failed before the program's status came back, or the
              copy-back of a read-write volume failed (one line on stderr says which,
              with the program's status when it was known)
+
+    """
+
+    static let ps = """
+    Usage: svm ps [-a] [--format table|json]
+
+    Lists the VMs that are running (or paused, or stopping); -a also lists exited ones,
+    with their exit status ("exited (unknown)": the VM process died without saying how).
+    Columns: NAME, STATE, PID, CPUS, MEM, UPTIME, KERNEL. --format json prints an array of
+    objects with name, state, status, pid, cpus, memory (bytes), uptime (s), kernel.
+
+    """
+
+    static let logs = """
+    Usage: svm logs [-f] [--tail N] NAME
+
+    Prints the VM's console log: what its serial console (or virtio console) printed, the
+    last 16 MiB at most. -f, --follow keeps printing new output until the VM ends;
+    -n, --tail N starts with the last N lines.
+
+    """
+
+    static let attach = """
+    Usage: svm attach NAME
+
+    Connects this terminal to the running VM's console: what it prints from now on, and
+    what you type goes to it (raw on a terminal). Ctrl-A d detaches and leaves the VM
+    running; Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends a Ctrl-A.
+
+    """
+
+    static let pause = """
+    Usage: svm pause NAME
+
+    Takes every vCPU of the VM out of KVM_RUN: the guest executes nothing until svm resume.
+    Its clocks are not stopped: after resuming, the guest's time has moved on by the pause.
+
+    """
+
+    static let resume = """
+    Usage: svm resume NAME
+
+    Lets the vCPUs of a paused VM run again.
+
+    """
+
+    static let stop = """
+    Usage: svm stop [-t SECONDS] NAME
+
+    Asks the guest to shut down (the project's inits stop their program with SIGTERM and
+    power off), waits up to SECONDS (default 10) for the VM to end, then ends it. Exits 0
+    once the VM is gone (also when it was not running).
+
+    """
+
+    static let kill = """
+    Usage: svm kill NAME
+
+    Ends the VM at once. Its exit status is recorded as 137.
+
+    """
+
+    static let restart = """
+    Usage: svm restart [-t SECONDS] NAME
+
+    Stops the VM as svm stop does (if it runs), then boots it again in the background
+    with the options it was first booted with, under the same name.
+
+    """
+
+    static let rm = """
+    Usage: svm rm [-f] NAME
+
+    Removes an exited VM's state directory (its log and exit record). A running VM is
+    refused unless -f, which ends it first.
 
     """
 }

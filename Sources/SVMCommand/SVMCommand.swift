@@ -16,7 +16,9 @@ public enum SVMCommand {
     }
 
     static let commands: [Command] = [
-        BootCommand.command, RunCommand.command,
+        BootCommand.command, RunCommand.command, PsCommand.command, LogsCommand.command,
+        AttachCommand.command, PauseCommand.command, ResumeCommand.command, StopCommand.command,
+        KillCommand.command, RestartCommand.command, RmCommand.command, VMProcessCommand.command,
     ]
 
     public static func main(_ arguments: [String]) -> Int32 {

@@ -15,6 +15,10 @@
 #include <sys/timerfd.h>
 #include <linux/if_tun.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <string.h>
+#include <errno.h>
 
 #define CKVM_IOCTL(name) static const unsigned long CKVM_##name = name;
 
@@ -97,5 +101,39 @@ static inline int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument) 
 static inline int ckvm_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
+
+// SCM_RIGHTS needs the CMSG_* macros, which Swift cannot use: send one descriptor with
+// one byte of data, and receive one (close-on-exec). -1 and errno on failure; receiving a
+// message without exactly one descriptor fails with EBADMSG.
+static inline int ckvm_send_fd(int socket, int fd) {
+    char byte = 0;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control.space };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(socket, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+static inline int ckvm_recv_fd(int socket) {
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union { struct cmsghdr header; char space[CMSG_SPACE(sizeof(int))]; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control.space };
+    if (recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) < 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))
+        || (msg.msg_flags & MSG_CTRUNC)) { errno = EBADMSG; return -1; }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+// Defined in ckvm.c, which is compiled with _GNU_SOURCE (struct ucred, accept4).
+int ckvm_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid);
+int ckvm_accept_cloexec(int listener);
 
 #endif

@@ -1,9 +1,11 @@
+import Control
 import Glibc
 import Host
 import Machine
 import Runner
 
 /// `svm boot`: a VM with its console on this terminal, or with `-d` in the background.
+/// Either way it is a managed VM: a name, a state directory, a control socket.
 enum BootCommand {
     static let command = SVMCommand.Command(name: "boot", summary: "boot a Linux kernel in a VM", run: run)
 
@@ -17,43 +19,74 @@ enum BootCommand {
             print(HelpText.boot, terminator: "")
             return 0
         }
-        let options: BootOptions
+        var options: BootOptions
         switch BootConfiguration.resolvingDefaults(parsed, environment: context.environment) {
         case let .success(o): options = o
         case let .failure(error):
             SVMCommand.printErr("\(error)")
             return ExitCode.badInput.rawValue
         }
-        return foreground(options)
-    }
-
-    /// The VM in this process, its console on stdin/stdout.
-    static func foreground(_ options: BootOptions) -> Int32 {
-        let signalFD: Int32
-        do { signalFD = try Signals.blockTerminatingSignals() } catch {
+        let name = options.name ?? VMNames.generate()
+        options.name = name
+        // Detach is how this VM was started, not part of what restart boots again.
+        let detach = options.detach
+        options.detach = false
+        let vms = ManagedVMs(environment: context.environment)
+        let claim: VMClaim
+        do { claim = try vms.directory.claim(name) } catch {
+            SVMCommand.printErr("\(error)")
+            return ExitCode.badInput.rawValue
+        }
+        do { try claim.writeConfig(ManagedVMs.encode(options)) } catch {
+            claim.discard()
             SVMCommand.printErr("\(error)")
             return ExitCode.hostFailure.rawValue
         }
-        let config = BootConfiguration.machineConfig(options) { bytes in writeAll(bytes, to: 1) }
-        let machine: Machine
-        do { machine = try Machine(config: config) } catch {
+        if detach { return Detach.start(claim: claim, root: vms.directory.root) }
+        return foreground(options, claim: claim)
+    }
+
+    /// The VM in this process, its console on stdin/stdout (and in its log).
+    static func foreground(_ options: BootOptions, claim: VMClaim) -> Int32 {
+        let signalFD: Int32
+        do { signalFD = try Signals.blockTerminatingSignals() } catch {
+            claim.discard()
+            SVMCommand.printErr("\(error)")
+            return ExitCode.hostFailure.rawValue
+        }
+        let vm: VMProcess
+        do {
+            vm = try VMProcess(name: claim.name, claim: claim, options: options)
+            try vm.build(echo: 1)
+        } catch let error as MachineError {
+            claim.discard()
             SVMCommand.printErr(BootConfiguration.message(for: error))
             return BootConfiguration.status(for: error)
+        } catch {
+            claim.discard()
+            SVMCommand.printErr("\(error)")
+            return ExitCode.hostFailure.rawValue
         }
         let terminal = TerminalMode(fd: 0)
         terminal?.enterRaw()
         defer { terminal?.restore() }
-        do { try machine.start(kick: VCPUKick.install()) } catch {
+        do { try vm.start(kick: VCPUKick.install()) } catch {
             terminal?.restore()
+            vm.finish(.hostFailure("\(error)"))
             SVMCommand.printErr(BootConfiguration.message(for: error))
             return BootConfiguration.status(for: error)
         }
-        let exit = ForegroundConsole.run(machine, input: 0, signalFD: signalFD)
+        let exit = ForegroundConsole.run(vm.machine, input: 0, signalFD: signalFD)
         terminal?.restore()
-        if let message = BootConfiguration.message(for: exit, timeout: options.timeout) { SVMCommand.printErr(message) }
-        if machine.diedAtFirstSystemCall {
+        vm.finish(exit)
+        report(exit, vm: vm)
+        return ExitCode.status(for: exit)
+    }
+
+    static func report(_ exit: MachineExit, vm: VMProcess) {
+        if let message = BootConfiguration.message(for: exit, timeout: vm.options.timeout) { SVMCommand.printErr(message) }
+        if vm.machine.diedAtFirstSystemCall {
             SVMCommand.printErr("the guest died at its first system call: this host's KVM leaves system calls half done, and this kernel lacks svm's fix (boot the kernel from scripts/build-guest-kernel)")
         }
-        return ExitCode.status(for: exit)
     }
 }

@@ -1,0 +1,114 @@
+import Control
+import Glibc
+import Host
+import Machine
+import Synchronization
+
+/// The process a managed VM lives in, foreground or detached: it holds the VM's claim on
+/// its state directory (the lock), serves its control socket, keeps its bounded console
+/// log, feeds attached consoles, and records how the VM ended.
+final class VMProcess: ControlHandler, @unchecked Sendable {
+    // Sendable invariant: set up before the control server starts; the Machine and the
+    // helpers it uses are thread-safe.
+    let name: String
+    let claim: VMClaim
+    let options: BootOptions
+    let log: ConsoleLog
+    private(set) var machine: Machine!
+    private var attached: AttachedClients?
+    private var server: ControlServer?
+    private let startedAt = time(nil)
+
+    init(name: String, claim: VMClaim, options: BootOptions) throws(HostError) {
+        self.name = name
+        self.claim = claim
+        self.options = options
+        log = try ConsoleLog(path: claim.consoleLogPath)
+    }
+
+    /// Builds the VM with its console going to the log, to attached clients and to
+    /// `echo` (the terminal of a foreground VM).
+    func build(echo: Int32?) throws(MachineError) {
+        let log = self.log
+        let fanOut = FanOut()
+        let config = BootConfiguration.machineConfig(options) { bytes in
+            if let echo { writeAll(bytes, to: echo) }
+            log.append(bytes)
+            fanOut.clients?.broadcast(bytes)
+        }
+        machine = try Machine(config: config)
+        do {
+            let clients = try AttachedClients(machine: machine)
+            fanOut.clients = clients
+            attached = clients
+        } catch { throw .host(error) }
+    }
+
+    /// Serves the control socket and starts the guest.
+    func start(kick: VCPUKick) throws(MachineError) {
+        do {
+            try claim.writePID(getpid())
+            let server = try ControlServer(path: claim.controlSocketPath, handler: self)
+            try server.start()
+            self.server = server
+        } catch { throw .host(error) }
+        try machine.start(kick: kick)
+    }
+
+    /// After the VM ended: the exit record, then the socket and attached consoles go.
+    func finish(_ exit: MachineExit) {
+        let status = ExitCode.status(for: exit)
+        try? claim.writeExitRecord(ExitRecord(status: Int(status), reason: BootConfiguration.message(for: exit, timeout: options.timeout) ?? "exited", endedAt: Double(time(nil))))
+        server?.stop()
+        attached?.stop()
+    }
+
+    // MARK: ControlHandler
+
+    func handle(_ request: ControlRequest) -> ControlReply {
+        switch request {
+        case .status:
+            return .ok(statusFields())
+        case .pause:
+            return machine.pause() ? .ok([:]) : .failure("cannot pause: the VM is \(machine.state.name)")
+        case .resume:
+            machine.resume()
+            return .ok([:])
+        case let .stop(timeout):
+            machine.requestShutdown(grace: timeout)
+            return .ok([:])
+        case .kill:
+            machine.end(.killed)
+            return .ok([:])
+        case .attach:
+            return .ok([:])
+        }
+    }
+
+    func attach(connection fd: Int32) {
+        if let attached { attached.add(fd) } else { close(fd) }
+    }
+
+    func statusFields() -> [String: ControlValue] {
+        var fields: [String: ControlValue] = [
+            "name": .string(name),
+            "state": .string(machine.state.name),
+            "pid": .int(Int(getpid())),
+            "cpus": .int(options.cpus),
+            "memory": .int(Int(options.memory)),
+            "kernel": .string(options.firmware ?? options.kernel ?? ""),
+            "startedAt": .int(startedAt),
+            "uptime": .double(machine.uptime ?? 0),
+            "attached": .int(attached?.count ?? 0),
+            "shares": .array([]),
+        ]
+        if let c = options.commandLine { fields["cmdline"] = .string(c) }
+        return fields
+    }
+}
+
+/// Console output reaches attached clients through this, set once they exist.
+private final class FanOut: @unchecked Sendable {
+    // Sendable invariant: written once before the VM starts, read by output callbacks after.
+    var clients: AttachedClients?
+}
