@@ -41,15 +41,15 @@ def run(tmp, init, jobbytes, stdin_frames=b""):
     os.chmod(f"{root}/svm/volumes/1", 0o777)
     open(f"{root}/svm/job", "wb").write(jobbytes)
     masters, names = [], []
-    for i in range(3):
+    for i in range(4):  # hvc0-2, and hvc3 for the copy-out of rw volumes
         m, sl = os.openpty()
         masters.append(m)
         names.append(os.ttyname(sl))
         open(f"{root}/hvc/{i}", "w").close()
-    binds = " ".join(f"mount --bind {names[i]} {root}/hvc/{i};" for i in range(3))
+    binds = " ".join(f"mount --bind {names[i]} {root}/hvc/{i};" for i in range(4))
     p = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "--propagation", "private",
                           "sh", "-c", f"{binds} exec chroot {root} /init"])
-    got, sent, deadline = [b"", b"", b""], False, time.time() + 30
+    got, sent, deadline = [b"", b"", b"", b""], False, time.time() + 30
     while time.time() < deadline:
         r, _, _ = select.select(masters, [], [], 0.2)
         for i, m in enumerate(masters):
@@ -94,6 +94,7 @@ def main():
                   frame(b"I", b"line1\nline2\n\x03") + frame(b"E"))
         check("pipes: stdout", got[0], b"65534\n65534\n/work\nvol0\nro-ok\nrw-ok\nline1\nline2\n\x031\n1777\nnot-a-tty\n")
         check("pipes: stderr", got[1], b"to-err\n")
+        check("pipes: copy-out has the rw volume's new file", b"1/y\0" in got[3] and got[3].endswith(b"TRAILER!!!\0\0\0\0"), True)
         check("pipes: control", got[2], frame(b"R") + frame(b"X", b"e" + struct.pack("<I", 3)))
 
         got = run(tmp, init, job([B, "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo isatty; /bin/busybox stty size; kill -TERM $$"],
