@@ -9,6 +9,7 @@ public enum ControlFrame {
     public static let stdinData: UInt8 = UInt8(ascii: "I")
     public static let stdinEOF: UInt8 = UInt8(ascii: "E")
     public static let windowSize: UInt8 = UInt8(ascii: "W")
+    public static let stop: UInt8 = UInt8(ascii: "S")
     // Guest → host
     public static let ready: UInt8 = UInt8(ascii: "R")
     public static let exit: UInt8 = UInt8(ascii: "X")
@@ -32,6 +33,14 @@ public enum HostFrame: Equatable, Sendable {
     case stdinEOF
     /// The host terminal was resized (tty jobs): the init sets it on /dev/hvc0.
     case windowSize(rows: UInt16, columns: UInt16)
+    /// Stop the program (`svm stop`): the init sends SIGTERM to its process group, SIGKILL
+    /// if it is still there after `graceMilliseconds`, then reports its end (`X`) and ends
+    /// the run as after any program. Read in order with the other frames: stdin data the
+    /// program is not reading holds it back, so the host still needs its own timeout.
+    case stop(graceMilliseconds: UInt32)
+
+    /// The init's grace period for a stop request that does not say (an empty 'S' frame).
+    public static let defaultStopGraceMilliseconds: UInt32 = 10_000
 
     /// The wire bytes; stdin data over `ControlFrame.maxPayload` becomes several frames.
     public func encoded() -> [UInt8] {
@@ -52,6 +61,10 @@ public enum HostFrame: Equatable, Sendable {
         case let .windowSize(rows, columns):
             return ControlFrame.encode(type: ControlFrame.windowSize, payload: [
                 UInt8(rows & 0xff), UInt8(rows >> 8), UInt8(columns & 0xff), UInt8(columns >> 8),
+            ])
+        case let .stop(grace):
+            return ControlFrame.encode(type: ControlFrame.stop, payload: [
+                UInt8(grace & 0xff), UInt8(grace >> 8 & 0xff), UInt8(grace >> 16 & 0xff), UInt8(grace >> 24),
             ])
         }
     }

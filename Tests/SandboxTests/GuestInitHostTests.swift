@@ -28,19 +28,33 @@ final class GuestInitHostTests: XCTestCase {
         var seconds: Double
     }
 
-    /// Spawns the host-test init with `args` and the channels as files.
-    func spawn(_ args: [String], control: [UInt8]) throws -> Run {
+    /// Spawns the host-test init with `args` and the channels as files. With `marker`, the
+    /// control input is a pipe instead: `control` goes in at once, `later` once the program
+    /// has written `marker` to stdout (so it has set up whatever it must before, such as a
+    /// signal trap), then the pipe is closed.
+    func spawn(_ args: [String], control: [UInt8], later: [UInt8] = [], after marker: String? = nil) throws -> Run {
         let bin = try hostInit()
         let dir = try makeTempDir()
         defer { removeTree(dir) }
-        try writeBytes(dir + "/ctl-in", control)
+        var ctl: [Int32] = [-1, -1]
         var fa = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&fa)
         defer { posix_spawn_file_actions_destroy(&fa) }
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&fa, 1, dir + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&fa, 2, dir + "/err", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&fa, 3, dir + "/ctl-in", O_RDONLY, 0)
+        if marker == nil {
+            try writeBytes(dir + "/ctl-in", control)
+            posix_spawn_file_actions_addopen(&fa, 3, dir + "/ctl-in", O_RDONLY, 0)
+        } else {
+            // fds 0-2 are open here, so the pipe gets 3 or above and ctl[0] < ctl[1].
+            guard pipe(&ctl) == 0 else { throw TestFailure("pipe: \(errno)") }
+            for fd in ctl { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // no leak into other children
+            posix_spawn_file_actions_adddup2(&fa, ctl[0], 3)  // clears close-on-exec on 3
+            if ctl[0] != 3 { posix_spawn_file_actions_addclose(&fa, ctl[0]) }
+            posix_spawn_file_actions_addclose(&fa, ctl[1])
+        }
+        defer { for fd in ctl where fd >= 0 { close(fd) } }
         posix_spawn_file_actions_addopen(&fa, 4, dir + "/ctl-out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let argv = ([bin] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -48,6 +62,22 @@ final class GuestInitHostTests: XCTestCase {
         let start = Date()
         let rc = posix_spawn(&pid, bin, &fa, nil, argv, environ)
         guard rc == 0 else { throw TestFailure("posix_spawn: \(rc)") }
+        if let marker {
+            close(ctl[0])
+            ctl[0] = -1
+            // The init may be gone before it read everything: EPIPE, not a SIGPIPE death.
+            signal(SIGPIPE, SIG_IGN)
+            func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { write(ctl[1], $0.baseAddress, $0.count) } }
+            send(control)
+            let deadline = Date().addingTimeInterval(20)
+            while !(String(decoding: (try? readBytes(dir + "/out")) ?? [], as: UTF8.self)).contains(marker),
+                  Date() < deadline {
+                usleep(10_000)
+            }
+            send(later)
+            close(ctl[1])
+            ctl[1] = -1
+        }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         var decoder = ControlFrameDecoder()
@@ -62,6 +92,47 @@ final class GuestInitHostTests: XCTestCase {
         defer { removeTree(dir) }
         try writeBytes(dir + "/job", try JobWriter.encode(job))
         return try spawn([dir + "/job"], control: control.flatMap { $0.encoded() })
+    }
+
+    /// Runs `script` under /bin/sh and sends `stop` once it has printed "ready".
+    func stop(_ script: String, _ stop: [UInt8]) throws -> Run {
+        let dir = try makeTempDir()
+        defer { removeTree(dir) }
+        try writeBytes(dir + "/job", try JobWriter.encode(SandboxJob(argv: ["/bin/sh", "-c", script])))
+        return try spawn([dir + "/job"], control: [], later: stop, after: "ready")
+    }
+
+    func testStopSendsSIGTERMToTheProgram() throws {
+        let r = try stop("echo ready; sleep 30", HostFrame.stop(graceMilliseconds: 10_000).encoded())
+        XCTAssertEqual(r.frames, [.ready, .exit(.signalled(15))])
+        XCTAssertLessThan(r.seconds, 5)
+    }
+
+    func testStopReachesTheWholeProcessGroupAndATrapDecidesTheStatus() throws {
+        // The background sleep gets SIGTERM too (else `wait` would not end before 30 s),
+        // and the shell's trap makes it a normal exit.
+        let r = try stop("trap 'exit 42' TERM; sleep 30 & echo ready; wait",
+                         HostFrame.stop(graceMilliseconds: 10_000).encoded())
+        XCTAssertEqual(r.frames, [.ready, .exit(.exited(42))])
+        XCTAssertLessThan(r.seconds, 5)
+    }
+
+    func testStopKillsAProgramThatIgnoresSIGTERMAfterTheGracePeriod() throws {
+        // An ignored signal stays ignored across execve, so sleep ignores SIGTERM as well.
+        let r = try stop("trap '' TERM; echo ready; exec sleep 30", HostFrame.stop(graceMilliseconds: 700).encoded())
+        XCTAssertEqual(r.frames, [.ready, .exit(.signalled(9))])
+        XCTAssertGreaterThanOrEqual(r.seconds, 0.7)
+        XCTAssertLessThan(r.seconds, 5)
+    }
+
+    func testStopWithoutAGraceUsesTheDefaultAndOnlyTheFirstStopCounts() throws {
+        // An empty 'S' frame: 10 s. A second request does not restart the grace period.
+        let empty = ControlFrame.encode(type: ControlFrame.stop, payload: [])
+        XCTAssertEqual(HostFrame.defaultStopGraceMilliseconds, 10_000)
+        let r = try stop("trap 'echo term; exit 3' TERM; echo ready; while :; do sleep 0.1; done",
+                         empty + HostFrame.stop(graceMilliseconds: 0).encoded())
+        XCTAssertEqual(r.frames, [.ready, .exit(.exited(3))])
+        XCTAssertEqual(String(decoding: r.stdout, as: UTF8.self), "ready\nterm\n")
     }
 
     func testStdinFramesReachTheProgram() throws {

@@ -48,6 +48,9 @@ final class ControlFrameTests: XCTestCase {
         XCTAssertEqual(HostFrame.stdin([]).encoded(), [0x49, 0, 0, 0, 0])
         XCTAssertEqual(HostFrame.stdinEOF.encoded(), [0x45, 0, 0, 0, 0])
         XCTAssertEqual(HostFrame.windowSize(rows: 0x0132, columns: 80).encoded(), [0x57, 4, 0, 0, 0, 0x32, 0x01, 80, 0])
+        XCTAssertEqual(HostFrame.stop(graceMilliseconds: 10_000).encoded(), [0x53, 4, 0, 0, 0, 0x10, 0x27, 0, 0])
+        XCTAssertEqual(HostFrame.stop(graceMilliseconds: 0).encoded(), [0x53, 4, 0, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(HostFrame.stop(graceMilliseconds: 0xdead_beef).encoded(), [0x53, 4, 0, 0, 0, 0xef, 0xbe, 0xad, 0xde])
     }
 
     func testLargeStdinIsSplitAtTheCap() {

@@ -5,12 +5,13 @@
  * program with pipes for its streams and copies them to the virtio consoles:
  *   /dev/hvc0  program stdout (guest -> host)
  *   /dev/hvc1  program stderr (guest -> host)
- *   /dev/hvc2  control frames: stdin 'I'/'E' and window size 'W' (host -> guest),
+ *   /dev/hvc2  control frames: stdin 'I'/'E', window size 'W' and stop 'S' (host -> guest),
  *              'R' ready, 'X' exit status, 'F' init failure (guest -> host)
  * then syncs and resets the VM, which the VMM takes as the end of the run.
  *
  * Guest kernel code is emulated and slow on svm's hosts, so every system call counts:
- * no shell, one fork, 64 KiB buffers, poll with no timeouts while the program runs.
+ * no shell, one fork, 64 KiB buffers, poll with no timeouts while the program runs (but
+ * for the grace period of a stop request).
  *
  * Built with -DSVM_INIT_HOST_TEST it runs on the host for tests instead: no mounts,
  * volumes, identity change or reboot; fd 1/2 stand for hvc0/hvc1, fd 3 is the control
@@ -43,6 +44,8 @@
 #define FLAG_HAS_STDIN 1u
 #define FLAG_TTY 2u
 #define VOL_READ_ONLY 1u
+/* Grace between SIGTERM and SIGKILL for an 'S' frame without the u32 that says it. */
+#define STOP_DEFAULT_GRACE_MS 10000u
 /* Where the consoles are; a namespace test points this at pty slaves bound elsewhere. */
 #ifndef HVC
 #define HVC "/dev/hvc"
@@ -657,8 +660,10 @@ static void write_prefixed(int fd, const char *prefix, int *at_start, const char
 
 /* Host -> guest control frames, parsed as bytes arrive (frames may span reads). */
 struct ctl_parser {
-	uint8_t hdr[5], wsz[4];
-	uint32_t hdr_len, left, wlen;
+	uint8_t hdr[5], arg[4]; /* arg: the first 4 payload bytes of a 'W' or 'S' frame */
+	uint32_t hdr_len, left, alen;
+	int stop;               /* an 'S' frame came: the run loop terminates the program */
+	uint32_t stop_grace_ms;
 };
 
 struct stdin_state {
@@ -673,10 +678,14 @@ static void frame_done(struct ctl_parser *c, struct stdin_state *s, const struct
 	uint8_t type = c->hdr[0];
 	if (type == 'E') {
 		s->eof = 1;
-	} else if (type == 'W' && c->wlen == 4 && (j->flags & FLAG_TTY)) {
-		struct winsize ws = { .ws_row = (unsigned short)(c->wsz[0] | c->wsz[1] << 8),
-				      .ws_col = (unsigned short)(c->wsz[2] | c->wsz[3] << 8) };
+	} else if (type == 'W' && c->alen == 4 && (j->flags & FLAG_TTY)) {
+		struct winsize ws = { .ws_row = (unsigned short)(c->arg[0] | c->arg[1] << 8),
+				      .ws_col = (unsigned short)(c->arg[2] | c->arg[3] << 8) };
 		ioctl(out_fd, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH */
+	} else if (type == 'S' && !c->stop) {
+		/* Only the first counts: a repeated request must not restart the grace period. */
+		c->stop = 1;
+		c->stop_grace_ms = get_le32(c->hdr + 1) == 4 ? get_le32(c->arg) : STOP_DEFAULT_GRACE_MS;
 	}
 	c->hdr_len = 0;
 }
@@ -689,7 +698,7 @@ static void parse_ctl(struct ctl_parser *c, struct stdin_state *s, const struct 
 			c->hdr[c->hdr_len++] = p[i++];
 			if (c->hdr_len == 5) {
 				c->left = get_le32(c->hdr + 1);
-				c->wlen = 0;
+				c->alen = 0;
 				if (c->left == 0)
 					frame_done(c, s, j);
 			}
@@ -700,9 +709,9 @@ static void parse_ctl(struct ctl_parser *c, struct stdin_state *s, const struct 
 			/* Fits: control input is only read while nothing is pending. */
 			memcpy(s->buf + s->end, p + i, take);
 			s->end += take;
-		} else if (c->hdr[0] == 'W') {
-			for (size_t k = 0; k < take && c->wlen < 4; k++)
-				c->wsz[c->wlen++] = p[i + k];
+		} else if (c->hdr[0] == 'W' || c->hdr[0] == 'S') {
+			for (size_t k = 0; k < take && c->alen < 4; k++)
+				c->arg[c->alen++] = p[i + k];
 		} /* other types: skipped, so newer hosts can add frames */
 		i += take;
 		c->left -= (uint32_t)take;
@@ -813,6 +822,8 @@ static void run(const struct job *j, int devnull)
 	struct stdin_state in = { .fd = has_stdin ? ipipe[1] : -1, .buf = malloc(BUF_SIZE) };
 	struct ctl_parser cp = { 0 };
 	int out_open = !tty, err_open = !tty, out_line = 1, err_line = 1, reaped = 0, status = 0;
+	int term_sent = 0, kill_sent = 0;
+	int64_t kill_at = 0; /* CLOCK_MONOTONIC ns: SIGKILL if the program is still there */
 	if (!buf || !cbuf || !in.buf)
 		fail("out of memory");
 
@@ -827,6 +838,29 @@ static void run(const struct job *j, int devnull)
 			}
 		if (reaped && !out_open && !err_open)
 			break;
+		/* Stop ('S'): SIGTERM to the program's process group (it is a session leader, see
+		 * child()), SIGKILL when the grace period is over. SIGCONT too, or a stopped job
+		 * would sit out the whole grace period. */
+		struct timespec left, *timeout = NULL;
+		if (cp.stop && !reaped && !kill_sent) {
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+			if (!term_sent) {
+				kill(-pid, SIGTERM);
+				kill(-pid, SIGCONT);
+				term_sent = 1;
+				kill_at = now_ns + (int64_t)cp.stop_grace_ms * 1000000;
+			}
+			if (now_ns >= kill_at) {
+				kill(-pid, SIGKILL);
+				kill_sent = 1;
+			} else {
+				left.tv_sec = (time_t)((kill_at - now_ns) / 1000000000);
+				left.tv_nsec = (long)((kill_at - now_ns) % 1000000000);
+				timeout = &left;
+			}
+		}
 		struct pollfd fds[4] = {
 			{ .fd = out_open ? opipe[0] : -1, .events = POLLIN },
 			{ .fd = err_open ? epipe[0] : -1, .events = POLLIN },
@@ -839,7 +873,7 @@ static void run(const struct job *j, int devnull)
 		/* Once the program is gone, take only what is already there: a background
 		 * process still holding the pipes must not keep the VM alive. */
 		struct timespec zero = { 0, 0 };
-		int r = ppoll(fds, 4, reaped ? &zero : NULL, &orig);
+		int r = ppoll(fds, 4, reaped ? &zero : timeout, &orig);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
