@@ -1,3 +1,5 @@
+import Control
+
 /// The shape most lifecycle commands share: options, then exactly one VM name.
 enum NamedVMCommand {
     struct NoOptions { var help = false }
@@ -38,4 +40,18 @@ enum NamedVMCommand {
     }
 
     struct Int32Box: Error { let value: Int32; init(_ v: Int32) { value = v } }
+
+    /// A command that is one control request to the VM it names (pause, resume).
+    static func send(_ request: ControlRequest, _ arguments: [String], _ context: CommandContext,
+                     command: String, help: String) -> Int32 {
+        switch name(arguments, command: command, help: help) {
+        case let .failure(box): return box.value
+        case let .success(name):
+            let vms = ManagedVMs(environment: context.environment)
+            switch vms.find(name).flatMap({ vms.ask($0, request) }) {
+            case .success: return 0
+            case let .failure(f): return f.report()
+            }
+        }
+    }
 }
