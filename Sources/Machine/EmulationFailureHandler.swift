@@ -27,10 +27,8 @@ extension Machine {
     /// Handles KVM_EXIT_INTERNAL_ERROR. Emulation failures (suberror 1) on hosts that run
     /// guest kernel code through KVM's emulator are completed here; anything else ends
     /// the VM. Returns nil to resume, or the message to stop with.
-    func completeFailedInstruction(_ vcpu: VCPU) -> String? {
-        let run = vcpu.run
-        let suberror = run.pointee.internal.suberror
-        guard suberror == UInt32(KVM_INTERNAL_ERROR_EMULATION) else {
+    func completeFailedInstruction(_ vcpu: VCPU, suberror: UInt32) -> String? {
+        guard suberror == VCPU.emulationFailure else {
             return "vCPU \(vcpu.id): KVM internal error, suberror \(suberror)"
         }
         do {
@@ -77,13 +75,8 @@ extension Machine {
     /// The instruction bytes: from KVM's emulation-failure record when it provides them,
     /// otherwise read from guest memory at CS.base + RIP.
     func failedInstructionBytes(_ vcpu: VCPU, rip: UInt64, csBase: UInt64) -> [UInt8] {
-        let failure = vcpu.run.pointee.emulation_failure
-        if failure.ndata >= 2,
-           failure.flags & UInt64(KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) != 0 {
-            let count = min(Int(failure.insn_size), Self.maxInstructionLength)
-            if count > 0 {
-                return withUnsafeBytes(of: failure.insn_bytes) { Array($0.prefix(count)) }
-            }
+        if let reported = vcpu.emulationFailureInstruction(), !reported.isEmpty {
+            return Array(reported.prefix(Self.maxInstructionLength))
         }
         var bytes: [UInt8] = []
         let linear = csBase &+ rip

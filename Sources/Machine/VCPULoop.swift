@@ -1,4 +1,3 @@
-import CKVM
 import Glibc
 import Host
 import KVM
@@ -14,57 +13,53 @@ extension Machine {
         sigaddset(&set, kick.signal)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
 
-        let run = vcpu.run
         while !hasEnded {
             if !pauseGate.open {
                 pauseGate.pass(giveUp: { self.hasEnded })
                 // `pause` set immediate_exit to get us here; `end` sets it after recording
                 // the exit, which the loop condition sees, so clearing it cannot lose a stop.
-                run.pointee.immediate_exit = 0
+                vcpu.clearStopRequest()
                 continue
             }
-            let exited: Bool
-            do { exited = try vcpu.runOnce() } catch {
+            let exit: VCPUExit
+            do { exit = try vcpu.enterGuest() } catch {
                 end(.hostFailure("\(error)"))
                 return
             }
-            guard exited else { continue }
-            switch run.pointee.exit_reason {
-            case UInt32(KVM_EXIT_IO):
+            switch exit {
+            case let .portIO(port, size, count, isOut, data):
                 portExitCount.add(1, ordering: .relaxed)
-                handlePortIO(run)
-            case UInt32(KVM_EXIT_MMIO):
+                handlePortIO(port: port, size: size, count: count, isOut: isOut, data: data)
+            case let .mmio(address, data, isWrite):
                 mmioExitCount.add(1, ordering: .relaxed)
-                handleMMIO(run)
-            case UInt32(KVM_EXIT_INTERNAL_ERROR):
-                if let failure = completeFailedInstruction(vcpu) {
+                if isWrite { devices.mmioBus.write(address, from: UnsafeRawBufferPointer(data)) }
+                else { devices.mmioBus.read(address, into: data) }
+            case let .internalError(suberror):
+                if let failure = completeFailedInstruction(vcpu, suberror: suberror) {
                     end(.crashed(failure))
                     return
                 }
-            case UInt32(KVM_EXIT_SHUTDOWN):
+            case .shutdown:
                 // Triple fault. Linux resets this way only if the i8042 did not work, which
                 // svm's does, so this is a crash.
                 let panic = monitor.panicReason
                 end(panic.map { MachineExit.panic($0) } ?? .crashed("vCPU \(vcpu.id) triple-faulted (CPU shutdown)"))
                 return
-            case UInt32(KVM_EXIT_SYSTEM_EVENT):
-                switch run.pointee.system_event.type {
-                case UInt32(KVM_SYSTEM_EVENT_RESET): guestReset()
-                case UInt32(KVM_SYSTEM_EVENT_CRASH): end(.crashed("guest reported a crash"))
+            case let .systemEvent(type):
+                switch type {
+                case VCPU.systemEventReset: guestReset()
+                case VCPU.systemEventCrash: end(.crashed("guest reported a crash"))
                 default: end(.powerOff)
                 }
                 return
-            case UInt32(KVM_EXIT_HLT):
-                // Only without an in-kernel LAPIC, which svm always has.
+            case .halt, .interrupted:
+                // hlt exits only without an in-kernel LAPIC, which svm always has.
                 continue
-            case UInt32(KVM_EXIT_FAIL_ENTRY):
-                let reason = run.pointee.fail_entry.hardware_entry_failure_reason
+            case let .failedEntry(reason):
                 end(.hostFailure("KVM could not enter vCPU \(vcpu.id): hardware entry failure reason 0x\(String(reason, radix: 16))"))
                 return
-            case UInt32(KVM_EXIT_INTR):
-                continue
-            default:
-                end(.hostFailure("vCPU \(vcpu.id): unexpected KVM exit reason \(run.pointee.exit_reason)"))
+            case let .unknown(reason):
+                end(.hostFailure("vCPU \(vcpu.id): unexpected KVM exit reason \(reason)"))
                 return
             }
         }
@@ -74,29 +69,12 @@ extension Machine {
     /// and a wider access reaches consecutive ports, little-endian, as on an ISA bus.
     /// `count` > 1 for string instructions (rep outsb/insb): consecutive elements.
     @inline(__always)
-    func handlePortIO(_ run: UnsafeMutablePointer<kvm_run>) {
-        let io = run.pointee.io
-        let data = UnsafeMutableRawPointer(ckvm_io_data(run)!)
-        let total = Int(io.size) * Int(io.count)
+    func handlePortIO(port: UInt16, size: Int, count: Int, isOut: Bool, data: UnsafeMutableRawPointer) {
         let bus = devices.portBus
-        let isOut = io.direction == UInt8(KVM_EXIT_IO_OUT)
-        for offset in 0..<total {
-            let port = UInt64(io.port) &+ UInt64(offset % Int(io.size))
+        for offset in 0..<(size * count) {
+            let address = UInt64(port) &+ UInt64(offset % size)
             let byte = UnsafeMutableRawBufferPointer(start: data + offset, count: 1)
-            if isOut { bus.write(port, from: UnsafeRawBufferPointer(byte)) } else { bus.read(port, into: byte) }
-        }
-    }
-
-    /// MMIO goes to the MMIO bus; an address no device owns reads as all ones.
-    @inline(__always)
-    func handleMMIO(_ run: UnsafeMutablePointer<kvm_run>) {
-        let address = run.pointee.mmio.phys_addr
-        let length = Int(min(run.pointee.mmio.len, 8))
-        let isWrite = run.pointee.mmio.is_write != 0
-        let bus = devices.mmioBus
-        withUnsafeMutableBytes(of: &run.pointee.mmio.data) { raw in
-            let data = UnsafeMutableRawBufferPointer(rebasing: raw[0..<length])
-            if isWrite { bus.write(address, from: UnsafeRawBufferPointer(data)) } else { bus.read(address, into: data) }
+            if isOut { bus.write(address, from: UnsafeRawBufferPointer(byte)) } else { bus.read(address, into: byte) }
         }
     }
 }

@@ -7,8 +7,6 @@ import KVM
 /// left alone: with the in-kernel LAPIC they wait for INIT/SIPI from the guest.
 enum VCPUSetup {
     static let msrMiscEnable: UInt32 = 0x1A0
-    static let lapicLINT0 = 0x350
-    static let lapicLINT1 = 0x360
 
     /// Registers every vCPU needs: sane FPU, fast strings, LINT0 = ExtINT and LINT1 = NMI
     /// (the "virtual wire" the MP table announces).
@@ -22,18 +20,10 @@ enum VCPUSetup {
     }
 
     static func configureLAPIC(_ vcpu: VCPU) throws(HostError) {
-        var lapic = kvm_lapic_state()
-        _ = try check("KVM_GET_LAPIC") { ckvm_ioctl_ptr(vcpu.fd, CKVM_KVM_GET_LAPIC, &lapic) }
-        withUnsafeMutableBytes(of: &lapic.regs) { regs in
-            func setDeliveryMode(_ offset: Int, _ mode: UInt32) {
-                var v = regs.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
-                v = (v & ~0x700) | (mode << 8)
-                regs.storeBytes(of: v, toByteOffset: offset, as: UInt32.self)
-            }
-            setDeliveryMode(lapicLINT0, 7)  // ExtINT
-            setDeliveryMode(lapicLINT1, 4)  // NMI
-        }
-        _ = try check("KVM_SET_LAPIC") { ckvm_ioctl_ptr(vcpu.fd, CKVM_KVM_SET_LAPIC, &lapic) }
+        var lapic = try vcpu.getLAPIC()
+        lapic.setDeliveryMode(LAPICState.lint0, 7)  // ExtINT
+        lapic.setDeliveryMode(LAPICState.lint1, 4)  // NMI
+        try vcpu.setLAPIC(lapic)
     }
 
     static func enter(_ vcpu: VCPU, at entry: BootEntry) throws(HostError) {

@@ -60,6 +60,17 @@ CKVM_IOCTL(KVM_SET_GUEST_DEBUG)
 CKVM_IOCTL(KVM_TRANSLATE)
 CKVM_IOCTL(KVM_SET_CLOCK)
 CKVM_IOCTL(KVM_ENABLE_CAP)
+CKVM_IOCTL(KVM_GET_XSAVE)
+CKVM_IOCTL(KVM_SET_XSAVE)
+CKVM_IOCTL(KVM_GET_XCRS)
+CKVM_IOCTL(KVM_SET_XCRS)
+CKVM_IOCTL(KVM_GET_DEBUGREGS)
+CKVM_IOCTL(KVM_SET_DEBUGREGS)
+CKVM_IOCTL(KVM_GET_IRQCHIP)
+CKVM_IOCTL(KVM_SET_IRQCHIP)
+CKVM_IOCTL(KVM_GET_PIT2)
+CKVM_IOCTL(KVM_SET_PIT2)
+CKVM_IOCTL(KVM_GET_CLOCK)
 
 // Exit reasons and flags used by svm, as plain constants (some are enums in the header
 // already, these keep one spelling on the Swift side).
@@ -75,6 +86,11 @@ static const unsigned int CKVM_VCPUEVENT_VALID_NMI_PENDING = KVM_VCPUEVENT_VALID
 // without copying the 2 KiB structure.
 static inline struct kvm_run *ckvm_run(void *p) { return (struct kvm_run *)p; }
 
+// Byte offset of the data of an MMIO exit inside the kvm_run mapping.
+static inline size_t ckvm_mmio_data_offset(void) {
+    return offsetof(struct kvm_run, mmio.data);
+}
+
 // Byte offset of the data of a port I/O exit inside the kvm_run mapping.
 static inline unsigned char *ckvm_io_data(struct kvm_run *run) {
     return (unsigned char *)run + run->io.data_offset;
@@ -83,6 +99,9 @@ static inline unsigned char *ckvm_io_data(struct kvm_run *run) {
 // kvm_cpuid2 and kvm_msrs end in flexible arrays; these sizes let Swift allocate them.
 static inline size_t ckvm_cpuid2_size(unsigned int n) {
     return sizeof(struct kvm_cpuid2) + n * sizeof(struct kvm_cpuid_entry2);
+}
+static inline size_t ckvm_msr_list_size(unsigned int n) {
+    return sizeof(struct kvm_msr_list) + n * sizeof(__u32);
 }
 static inline size_t ckvm_msrs_size(unsigned int n) {
     return sizeof(struct kvm_msrs) + n * sizeof(struct kvm_msr_entry);
