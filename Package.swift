@@ -52,6 +52,7 @@ let package = Package(
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "Host"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Host"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
