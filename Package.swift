@@ -15,7 +15,7 @@ let package = Package(
         // Typed wrappers over /dev/kvm ioctls.
         .target(name: "KVM", dependencies: ["CKVM", "Host"]),
         // The single owner of guest RAM; every guest-address access is bounds-checked here.
-        .target(name: "Memory"),
+        .target(name: "Memory", dependencies: ["CKVM"]),
         // Linux boot protocol, PVH, e820, MP table: writes boot structures into guest memory.
         .target(name: "Boot", dependencies: ["Memory"]),
         // Emulated devices (UART, i8042, CMOS) behind the port-I/O / MMIO bus.

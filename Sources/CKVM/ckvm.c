@@ -1,6 +1,8 @@
 // _GNU_SOURCE before any header: struct ucred and accept4 are GNU extensions.
 #define _GNU_SOURCE
 #include <sys/socket.h>
+#include <sys/mman.h>
+#include <fcntl.h>
 #include "ckvm.h"
 
 int ckvm_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid) {
@@ -15,4 +17,12 @@ int ckvm_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int 
 
 int ckvm_accept_cloexec(int listener) {
     return accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+}
+
+int ckvm_memfd_create(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+int ckvm_memfd_seal_size(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 }

@@ -80,7 +80,10 @@ enum MachineBuilder {
             try vm.setTSSAddress(tssAddress)
             try vm.setIdentityMapAddress(identityMapAddress)
         } catch { throw .kvm(error) }
-        do { memory = try GuestMemory(size: config.memorySize, populate: config.populateMemory) }
+        do {
+            memory = try GuestMemory(size: config.memorySize, populate: config.populateMemory,
+                                     backing: config.shareableMemory ? .shareable : .anonymous)
+        }
         catch { throw .memory(error) }
         do {
             for (slot, region) in memory.regions.enumerated() {

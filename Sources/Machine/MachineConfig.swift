@@ -24,6 +24,10 @@ public struct MachineConfig: Sendable {
     /// touches it, so a 512 MiB VM starts in milliseconds instead of spending ~100 ms of
     /// CPU zeroing pages the guest may never use.
     public var populateMemory: Bool = false
+    /// Back guest RAM with a sealed memfd (MAP_SHARED) that vhost-user backends can map.
+    /// Off unless a vhost-user device needs it: anonymous RAM can use transparent huge
+    /// pages, shmem cannot on our hosts (docs/design.md, "Memory").
+    public var shareableMemory: Bool = false
     /// Receives what the guest writes on its serial port, a byte or a few at a time, on
     /// the vCPU thread that wrote them. It must not block for long: the vCPU waits.
     public var serialOutput: @Sendable (UnsafeRawBufferPointer) -> Void = { _ in }

@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 
 /// Errors from allocating or touching guest memory. Each names the operation.
@@ -10,6 +11,8 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
     case outOfRange(address: UInt64, length: UInt64)
     /// A size that is zero, not page-aligned or beyond what svm supports.
     case invalidSize(UInt64)
+    /// Creating, sizing or sealing the memfd of shareable RAM failed.
+    case memfdFailed(operation: String, errno: Int32)
 
     public var description: String {
         switch self {
@@ -21,6 +24,8 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
             return "guest range 0x\(String(address, radix: 16))+0x\(String(length, radix: 16)) is outside guest RAM"
         case let .invalidSize(size):
             return "invalid guest memory size \(size) bytes"
+        case let .memfdFailed(operation, err):
+            return "\(operation) for guest RAM failed: \(String(cString: strerror(err))) (errno \(err))"
         }
     }
 }
@@ -51,6 +56,21 @@ public final class GuestMemory: @unchecked Sendable {
     public let size: UInt64
     public let regions: [Region]
     public let hostBase: UnsafeMutableRawPointer
+    /// With `shareable`: the memfd behind the mapping, which a vhost-user backend maps to
+    /// reach the same pages (region `hostOffset`s are offsets into it). Sealed against
+    /// shrinking, so the backend's mapping can never lose its pages under it. nil for
+    /// anonymous RAM.
+    public let memfd: Int32?
+
+    /// How guest RAM is backed.
+    public enum Backing: Sendable {
+        /// Anonymous private memory: what a VM without vhost-user devices gets; it can use
+        /// transparent huge pages (anonymous THP is `madvise` on our hosts).
+        case anonymous
+        /// A sealed memfd mapped MAP_SHARED, for backends in other processes (virtiofsd).
+        /// shmem THP is `never` on our hosts, so these pages are 4 KiB.
+        case shareable
+    }
 
     /// Lays out `size` bytes of RAM: below the MMIO hole first, the rest above 4 GiB.
     public static func layout(size: UInt64) -> [Region] {
@@ -67,13 +87,30 @@ public final class GuestMemory: @unchecked Sendable {
     /// (in parallel, see `Population`), so the VM either gets all of its RAM up front or
     /// does not start. `hugePages` asks for transparent huge pages (MADV_HUGEPAGE): fewer
     /// faults to populate, fewer TLB misses for the guest.
-    public init(size: UInt64, populate: Bool = false, hugePages: Bool = true) throws(MemoryError) {
+    public init(size: UInt64, populate: Bool = false, hugePages: Bool = true, backing: Backing = .anonymous) throws(MemoryError) {
         guard size >= 1 << 20, size % 4096 == 0, size <= Self.maximumSize else {
             throw .invalidSize(size)
         }
-        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
-        guard let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
-            throw .mapFailed(bytes: size, errno: errno)
+        var fd: Int32 = -1
+        if backing == .shareable {
+            fd = ckvm_memfd_create("svm-guest-ram")
+            guard fd >= 0 else { throw .memfdFailed(operation: "memfd_create", errno: errno) }
+            guard ftruncate(fd, off_t(size)) == 0 else {
+                let e = errno
+                close(fd)
+                throw .memfdFailed(operation: "ftruncate", errno: e)
+            }
+            guard ckvm_memfd_seal_size(fd) == 0 else {
+                let e = errno
+                close(fd)
+                throw .memfdFailed(operation: "fcntl F_ADD_SEALS", errno: e)
+            }
+        }
+        let flags = backing == .shareable ? MAP_SHARED | MAP_NORESERVE : MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        guard let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, flags, fd, 0), p != MAP_FAILED else {
+            let e = errno
+            if fd >= 0 { close(fd) }
+            throw .mapFailed(bytes: size, errno: e)
         }
         // Guest RAM is never worth dumping with svm's own core.
         _ = madvise(p, Int(size), MADV_DONTDUMP)
@@ -82,9 +119,11 @@ public final class GuestMemory: @unchecked Sendable {
             let error = Population.populate(p, size: size)
             if error != 0 {
                 munmap(p, Int(size))
+                if fd >= 0 { close(fd) }
                 throw .populateFailed(bytes: size, errno: error)
             }
         }
+        memfd = fd >= 0 ? fd : nil
         self.size = size
         self.regions = Self.layout(size: size)
         self.hostBase = p
@@ -92,6 +131,7 @@ public final class GuestMemory: @unchecked Sendable {
 
     deinit {
         munmap(hostBase, Int(size))
+        if let memfd { close(memfd) }
     }
 
     /// Host offset of `[address, address+length)`, or nil if any part is outside RAM.

@@ -74,3 +74,41 @@ final class PopulationTests: XCTestCase {
         XCTAssertEqual(Population.threadCount(for: 64 << 30), cores)
     }
 }
+
+/// Shareable guest RAM: a sealed memfd behind a MAP_SHARED mapping, so another process
+/// (a vhost-user backend) that maps the fd sees the guest's bytes.
+final class ShareableMemoryTests: XCTestCase {
+    func testTheMemfdHoldsTheGuestsBytesAndCannotChangeSize() throws {
+        let memory = try GuestMemory(size: 4 << 20, backing: .shareable)
+        let fd = try XCTUnwrap(memory.memfd)
+        try memory.write([1, 2, 3, 4], at: 0x2000)
+        var bytes = [UInt8](repeating: 0, count: 4)
+        XCTAssertEqual(pread(fd, &bytes, 4, 0x2000), 4)
+        XCTAssertEqual(bytes, [1, 2, 3, 4])
+        // A second mapping of the fd (what a backend does) sees writes both ways.
+        let other = try XCTUnwrap(mmap(nil, 4 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0))
+        defer { munmap(other, 4 << 20) }
+        XCTAssertEqual(other.load(fromByteOffset: 0x2001, as: UInt8.self), 2)
+        other.storeBytes(of: 0x77, toByteOffset: 0x3000, as: UInt8.self)
+        XCTAssertEqual(try memory.read(UInt8.self, at: 0x3000), 0x77)
+        // Sealed: neither shrinking nor growing, and no more seals can be changed.
+        XCTAssertNotEqual(ftruncate(fd, 1 << 20), 0)
+        XCTAssertEqual(errno, EPERM)
+        XCTAssertNotEqual(ftruncate(fd, 8 << 20), 0)
+        var st = stat()
+        XCTAssertEqual(fstat(fd, &st), 0)
+        XCTAssertEqual(st.st_size, 4 << 20)
+        XCTAssertEqual(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC)
+    }
+
+    func testAnonymousMemoryHasNoMemfd() throws {
+        XCTAssertNil(try GuestMemory(size: 1 << 20).memfd)
+    }
+
+    func testRegionsAreOffsetsIntoTheMemfdAroundTheHole() {
+        let regions = GuestMemory.layout(size: 5 << 30)
+        XCTAssertEqual(regions.count, 2)
+        XCTAssertEqual(regions[1].guestAddress, GuestMemory.highMemoryStart)
+        XCTAssertEqual(regions[1].hostOffset, GuestMemory.mmioHoleStart)
+    }
+}

@@ -154,5 +154,8 @@ static inline int ckvm_recv_fd(int socket) {
 // Defined in ckvm.c, which is compiled with _GNU_SOURCE (struct ucred, accept4).
 int ckvm_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid);
 int ckvm_accept_cloexec(int listener);
+// A close-on-exec memfd that can be sealed, and sealing its size (shrink, grow) for good.
+int ckvm_memfd_create(const char *name);
+int ckvm_memfd_seal_size(int fd);
 
 #endif

@@ -43,11 +43,13 @@ enum BootCommand {
             return ExitCode.hostFailure.rawValue
         }
         if detach { return Detach.start(claim: claim, root: vms.directory.root) }
-        return foreground(options, claim: claim)
+        // A foreground VM the user did not name is gone with its terminal session: its
+        // state directory goes too. A named one stays for ps -a, logs and restart.
+        return foreground(options, claim: claim, keepState: parsed.name != nil)
     }
 
     /// The VM in this process, its console on stdin/stdout (and in its log).
-    static func foreground(_ options: BootOptions, claim: VMClaim) -> Int32 {
+    static func foreground(_ options: BootOptions, claim: VMClaim, keepState: Bool) -> Int32 {
         let signalFD: Int32
         do { signalFD = try Signals.blockTerminatingSignals() } catch {
             claim.discard()
@@ -79,6 +81,7 @@ enum BootCommand {
         let exit = ForegroundConsole.run(vm.machine, input: 0, signalFD: signalFD)
         terminal?.restore()
         vm.finish(exit)
+        if !keepState { claim.discard() }
         report(exit, vm: vm)
         return ExitCode.status(for: exit)
     }
