@@ -1,4 +1,3 @@
-import Host
 import Glibc
 
 /// Whole-buffer reads and writes on host descriptors: the one place that continues short
@@ -95,6 +94,31 @@ public enum FileIO {
         return done
     }
 
+    /// Up to `count` bytes read from `fd` (fewer only at end of file), as a new array.
+    public static func readFully(_ fd: Int32, count: Int, what: @autoclosure () -> String = "read") throws(HostError) -> [UInt8] {
+        let text = what()
+        return try filled(count) { b throws(HostError) in try readFully(fd, into: b, what: text) }
+    }
+
+    /// Up to `count` bytes at `offset` (fewer only at end of file), as a new array.
+    public static func pread(_ fd: Int32, count: Int, at offset: UInt64,
+                             what: @autoclosure () -> String = "pread") throws(HostError) -> [UInt8] {
+        let text = what()
+        return try filled(count) { b throws(HostError) in try pread(fd, into: b, at: offset, what: text) }
+    }
+
+    /// An array of `count` bytes that `read` fills, cut to the length it returns.
+    private static func filled(_ count: Int, _ read: (UnsafeMutableRawBufferPointer) throws(HostError) -> Int) throws(HostError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var failure: HostError?
+        let n = out.withUnsafeMutableBytes { b -> Int in
+            do throws(HostError) { return try read(b) } catch { failure = error; return 0 }
+        }
+        if let failure { throw failure }
+        out.removeSubrange(n...)
+        return out
+    }
+
     /// Writes all of `buf` at `offset`.
     public static func pwrite(_ fd: Int32, _ buf: UnsafeRawBufferPointer, at offset: UInt64,
                               what: @autoclosure () -> String = "pwrite") throws(HostError) {
@@ -116,15 +140,11 @@ public enum FileIO {
         guard fd >= 0 else { throw .last("open \(path)") }
         defer { close(fd) }
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        let chunk = 16 << 10
         while out.count <= limit {
-            var failure: HostError?
-            let n = chunk.withUnsafeMutableBytes { b -> Int in
-                do throws(HostError) { return try readFully(fd, into: b, what: "read \(path)") } catch { failure = error; return 0 }
-            }
-            if let failure { throw failure }
-            out += chunk[0..<n]
-            if n < chunk.count { return out }
+            let piece = try readFully(fd, count: chunk, what: "read \(path)")
+            out += piece
+            if piece.count < chunk { return out }
         }
         throw HostError("read \(path) (larger than \(limit) bytes)", errno: EFBIG)
     }
