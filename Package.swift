@@ -17,12 +17,12 @@ let package = Package(
         // The single owner of guest RAM; every guest-address access is bounds-checked here.
         .target(name: "Memory"),
         // Linux boot protocol, PVH, e820, MP table: writes boot structures into guest memory.
-        .target(name: "Boot", dependencies: ["Memory"]),
+        .target(name: "Boot", dependencies: ["Memory", "Host"]),
         // Emulated devices (UART, i8042, CMOS) behind the port-I/O / MMIO bus.
         .target(name: "Devices", dependencies: ["Memory"]),
         // virtio 1.x: split virtqueues, the virtio-mmio transport and the blk/net/console/rng
         // devices. Transport- and KVM-independent; every guest access goes through GuestMemory.
-        .target(name: "Virtio", dependencies: ["Memory"]),
+        .target(name: "Virtio", dependencies: ["Memory", "Host"]),
         // The host below everything: one error type, whole-buffer fd I/O, threads, the clock,
         // the epoll event loop, eventfd, signals, terminal, Unix sockets.
         .target(name: "Host", dependencies: ["CKVM"]),
@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Machine",
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "Host", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
-        .target(name: "Sandbox"),
+        .target(name: "Sandbox", dependencies: ["Host"]),
         // svm run: packs a program into an initramfs and runs it in a throwaway VM.
         .target(name: "Runner", dependencies: ["Machine", "Sandbox", "Host", "Virtio"]),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
@@ -43,15 +43,15 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
-        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory", "TestSupport"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory", "Host", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
-        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "TestSupport"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "Host", "TestSupport"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Host", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine", "Host"]),
     ]
 )
