@@ -25,16 +25,8 @@ public func writeAll(_ buf: UnsafeRawBufferPointer, to fd: Int32) -> Bool {
 public enum FileIO {
     /// Writes all of `buf`, waiting for room on a non-blocking descriptor.
     public static func write(_ fd: Int32, _ buf: UnsafeRawBufferPointer, what: @autoclosure () -> String = "write") throws(HostError) {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { waitWritable(fd); continue }
-                throw .last(what())
-            }
-            if n == 0 { throw HostError(what(), errno: EPIPE) }
-            done += n
+        _ = try transfer(buf.count, ifNone: EPIPE, onEAGAIN: { waitWritable(fd) }, what: what) { done in
+            Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
         }
     }
 
@@ -51,18 +43,9 @@ public enum FileIO {
     /// Waits on a non-blocking descriptor.
     public static func readFully(_ fd: Int32, into buf: UnsafeMutableRawBufferPointer,
                                  what: @autoclosure () -> String = "read") throws(HostError) -> Int {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.read(fd, buf.baseAddress! + done, buf.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { waitReadable(fd); continue }
-                throw .last(what())
-            }
-            if n == 0 { break }
-            done += n
+        try transfer(buf.count, ifNone: nil, onEAGAIN: { waitReadable(fd) }, what: what) { done in
+            Glibc.read(fd, buf.baseAddress! + done, buf.count - done)
         }
-        return done
     }
 
     /// One read of at most `buf.count` bytes, retrying EINTR: 0 at end of file, nil when a
@@ -81,17 +64,9 @@ public enum FileIO {
     /// Reads `buf.count` bytes at `offset`, or fewer at end of file: returns how many.
     public static func pread(_ fd: Int32, into buf: UnsafeMutableRawBufferPointer, at offset: UInt64,
                              what: @autoclosure () -> String = "pread") throws(HostError) -> Int {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .last(what())
-            }
-            if n == 0 { break }
-            done += n
+        try transfer(buf.count, ifNone: nil, onEAGAIN: nil, what: what) { done in
+            Glibc.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
         }
-        return done
     }
 
     /// Up to `count` bytes read from `fd` (fewer only at end of file), as a new array.
@@ -122,16 +97,32 @@ public enum FileIO {
     /// Writes all of `buf` at `offset`.
     public static func pwrite(_ fd: Int32, _ buf: UnsafeRawBufferPointer, at offset: UInt64,
                               what: @autoclosure () -> String = "pwrite") throws(HostError) {
+        _ = try transfer(buf.count, ifNone: EIO, onEAGAIN: nil, what: what) { done in
+            Glibc.pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+        }
+    }
+
+    /// The one transfer loop: calls `step(done)` until `count` bytes have moved, retrying
+    /// EINTR and, with `onEAGAIN`, waiting out EAGAIN. A step that moves nothing is end of
+    /// file for a read (`ifNone` nil: returns what moved so far) and the error `ifNone`
+    /// for a write. Returns how many bytes moved.
+    private static func transfer(_ count: Int, ifNone: Int32?, onEAGAIN: (() -> Void)?, what: () -> String,
+                                 _ step: (_ done: Int) -> Int) throws(HostError) -> Int {
         var done = 0
-        while done < buf.count {
-            let n = Glibc.pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+        while done < count {
+            let n = step(done)
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN, let onEAGAIN { onEAGAIN(); continue }
                 throw .last(what())
             }
-            if n == 0 { throw HostError(what(), errno: EIO) }
+            if n == 0 {
+                if let ifNone { throw HostError(what(), errno: ifNone) }
+                break
+            }
             done += n
         }
+        return done
     }
 
     /// The whole of a small file (config, pid and state files), at most `limit` bytes.

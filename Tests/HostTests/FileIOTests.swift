@@ -59,6 +59,29 @@ final class FileIOTests: XCTestCase {
         XCTAssertEqual(try FileIO.readFully(fds[0], count: 4), [])
     }
 
+    /// On a non-blocking descriptor, readFully waits for the rest instead of returning
+    /// early or spinning (EAGAIN), and write waits for room.
+    func testNonBlockingDescriptorsAreWaitedOn() throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            XCTFail("pipe: \(HostError.last("pipe"))")
+            throw HostError.last("pipe")
+        }
+        defer { close(fds[0]) }
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        let (reader, writer) = (fds[0], fds[1])
+        let big = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13) }  // more than a pipe holds
+        let thread = HostThread(name: "fileio-test") {
+            try? FileIO.write(writer, big)
+            close(writer)
+        }
+        try thread.start()
+        let got = try FileIO.readFully(reader, count: big.count + 1)
+        thread.join()
+        XCTAssertEqual(got.count, big.count)
+        XCTAssertTrue(got == big)
+    }
+
     func testFailuresCarryTheOperationAndErrno() {
         XCTAssertThrowsError(try FileIO.pread(-1, count: 4, at: 0, what: "read /some/file")) { error in
             XCTAssertEqual(error as? HostError, HostError("read /some/file", errno: EBADF))
