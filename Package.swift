@@ -17,7 +17,7 @@ let package = Package(
         // The single owner of guest RAM; every guest-address access is bounds-checked here.
         .target(name: "Memory", dependencies: ["CKVM"]),
         // Linux boot protocol, PVH, e820, MP table: writes boot structures into guest memory.
-        .target(name: "Boot", dependencies: ["Memory"]),
+        .target(name: "Boot", dependencies: ["Memory", "Host"]),
         // Emulated devices (UART, i8042, CMOS) behind the port-I/O / MMIO bus.
         .target(name: "Devices", dependencies: ["Memory"]),
         // virtio 1.x: split virtqueues, the virtio-mmio transport and the blk/net/console/rng
@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "Machine",
                 dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "Host", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
-        .target(name: "Sandbox"),
+        .target(name: "Sandbox", dependencies: ["Host"]),
         // The per-VM control socket (JSON lines), the state directory and the bounded
         // console log of managed VMs.
         .target(name: "Control", dependencies: ["Host"]),
@@ -46,9 +46,9 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
-        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory", "TestSupport"]),
+        .testTarget(name: "BootTests", dependencies: ["Boot", "Memory", "Host", "TestSupport"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
-        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "TestSupport"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "Host", "TestSupport"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "ControlTests", dependencies: ["Control", "Host"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
-        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
-        .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Host", "TestSupport"]),
+        .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine", "Host"]),
     ]
 )

@@ -1,4 +1,4 @@
-import Glibc
+import Host
 import Memory
 
 /// Everything that can go wrong loading a kernel. Kernels and initrds come from users and
@@ -33,8 +33,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
     /// More memory map entries than the boot structure can carry.
     case memoryMapTooLarge(entries: Int, maximum: Int)
     /// Reading the kernel or initrd file failed (an I/O error, or the file shrank after
-    /// svm checked its size).
-    case readFailed(what: String, errno: Int32)
+    /// svm checked its size): the failed read, naming the file, and its errno.
+    case readFailed(what: String, HostError)
     /// A guest memory access failed; the checks above should make this unreachable.
     case guestMemory(MemoryError)
 
@@ -72,9 +72,8 @@ public enum BootError: Error, Equatable, CustomStringConvertible {
             return "cpus: \(n) is not supported; the MP table allows 1 to \(maximum)"
         case let .memoryMapTooLarge(entries, maximum):
             return "boot: memory map has \(entries) entries, the kernel accepts at most \(maximum)"
-        case let .readFailed(what, err):
-            let reason = err == EIO ? "I/O error or the file changed while svm read it" : String(cString: strerror(err))
-            return "\(what): read failed: \(reason) (errno \(err))"
+        case let .readFailed(what, error):
+            return "\(what): \(error)"
         case let .guestMemory(e):
             return "boot: \(e)"
         }

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Memory
 
 /// A kernel or initrd to load: either bytes already in memory (tests, generated images) or
@@ -24,8 +25,9 @@ public struct BootImage: Sendable {
 
     /// Takes ownership of `fd` (closed when the last copy of the image goes away). `size`
     /// is the file's size at open; a file that shrinks later makes loading fail cleanly.
-    public init(fileDescriptor fd: Int32, size: UInt64) {
-        storage = .file(OpenFile(fd))
+    /// `path` names the file in read errors.
+    public init(fileDescriptor fd: Int32, size: UInt64, path: String = "") {
+        storage = .file(OpenFile(fd, path: path))
         count = size
     }
 
@@ -37,9 +39,10 @@ public struct BootImage: Sendable {
         case let .bytes(array):
             return Array(array[Int(offset)..<Int(end)])
         case let .file(file):
-            var out = [UInt8](repeating: 0, count: Int(length))
-            let ok = out.withUnsafeMutableBytes { file.readFully(into: $0, at: offset) } == 0
-            return ok ? out : nil
+            guard let out = try? FileIO.pread(file.fd, count: Int(length), at: offset), out.count == Int(length) else {
+                return nil
+            }
+            return out
         }
     }
 
@@ -55,15 +58,15 @@ public struct BootImage: Sendable {
         case let .bytes(array):
             try memory.store(array[Int(offset)..<Int(end)], at: address)
         case let .file(file):
-            let error: Int32
             do {
-                error = try memory.withMutableBytes(at: address, length: length) { file.readFully(into: $0, at: offset) }
+                try memory.withMutableBytes(at: address, length: length) { try file.readFully(into: $0, at: offset) }
+            } catch let e as HostError {
+                throw .readFailed(what: what, e)
             } catch let e as MemoryError {
                 throw .guestMemory(e)
             } catch {
                 throw .guestMemory(.outOfRange(address: address, length: length))
             }
-            guard error == 0 else { throw .readFailed(what: what, errno: error) }
         }
     }
 }
@@ -71,26 +74,23 @@ public struct BootImage: Sendable {
 /// An owned file descriptor, closed when the last BootImage holding it is gone.
 final class OpenFile: Sendable {
     let fd: Int32
+    /// The file's path, for messages.
+    let path: String
 
-    init(_ fd: Int32) { self.fd = fd }
+    init(_ fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
 
     deinit { close(fd) }
 
-    /// Fills `buffer` from `offset`: 0 on success, the errno of a failed read, or EIO if
-    /// the file ends early (it was truncated after svm checked its size).
-    func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) -> Int32 {
-        var done = 0
-        while done < buffer.count {
-            // Large reads in pieces: pread returns at most ~2 GiB at once anyway.
-            let chunk = min(buffer.count - done, 1 << 30)
-            let n = pread(fd, buffer.baseAddress! + done, chunk, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
-            if n == 0 { return EIO }
-            done += n
+    /// Fills `buffer` from `offset`. A file that ends early (it was truncated after svm
+    /// checked its size) fails with EIO.
+    func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(HostError) {
+        let name = path.isEmpty ? "read" : "read \(path)"
+        let n = try FileIO.pread(fd, into: buffer, at: offset, what: name)
+        if n < buffer.count {
+            throw HostError("\(name) (the file ended at byte \(offset + UInt64(n)): it changed while svm read it)", errno: EIO)
         }
-        return 0
     }
 }

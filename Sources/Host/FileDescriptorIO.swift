@@ -1,4 +1,3 @@
-import Host
 import Glibc
 
 /// Whole-buffer reads and writes on host descriptors: the one place that continues short
@@ -26,16 +25,8 @@ public func writeAll(_ buf: UnsafeRawBufferPointer, to fd: Int32) -> Bool {
 public enum FileIO {
     /// Writes all of `buf`, waiting for room on a non-blocking descriptor.
     public static func write(_ fd: Int32, _ buf: UnsafeRawBufferPointer, what: @autoclosure () -> String = "write") throws(HostError) {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { waitWritable(fd); continue }
-                throw .last(what())
-            }
-            if n == 0 { throw HostError(what(), errno: EPIPE) }
-            done += n
+        _ = try transfer(buf.count, ifNone: EPIPE, onEAGAIN: { waitWritable(fd) }, what: what) { done in
+            Glibc.write(fd, buf.baseAddress! + done, buf.count - done)
         }
     }
 
@@ -52,18 +43,9 @@ public enum FileIO {
     /// Waits on a non-blocking descriptor.
     public static func readFully(_ fd: Int32, into buf: UnsafeMutableRawBufferPointer,
                                  what: @autoclosure () -> String = "read") throws(HostError) -> Int {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.read(fd, buf.baseAddress! + done, buf.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN { waitReadable(fd); continue }
-                throw .last(what())
-            }
-            if n == 0 { break }
-            done += n
+        try transfer(buf.count, ifNone: nil, onEAGAIN: { waitReadable(fd) }, what: what) { done in
+            Glibc.read(fd, buf.baseAddress! + done, buf.count - done)
         }
-        return done
     }
 
     /// One read of at most `buf.count` bytes, retrying EINTR: 0 at end of file, nil when a
@@ -82,32 +64,65 @@ public enum FileIO {
     /// Reads `buf.count` bytes at `offset`, or fewer at end of file: returns how many.
     public static func pread(_ fd: Int32, into buf: UnsafeMutableRawBufferPointer, at offset: UInt64,
                              what: @autoclosure () -> String = "pread") throws(HostError) -> Int {
-        var done = 0
-        while done < buf.count {
-            let n = Glibc.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .last(what())
-            }
-            if n == 0 { break }
-            done += n
+        try transfer(buf.count, ifNone: nil, onEAGAIN: nil, what: what) { done in
+            Glibc.pread(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
         }
-        return done
+    }
+
+    /// Up to `count` bytes read from `fd` (fewer only at end of file), as a new array.
+    public static func readFully(_ fd: Int32, count: Int, what: @autoclosure () -> String = "read") throws(HostError) -> [UInt8] {
+        let text = what()
+        return try filled(count) { b throws(HostError) in try readFully(fd, into: b, what: text) }
+    }
+
+    /// Up to `count` bytes at `offset` (fewer only at end of file), as a new array.
+    public static func pread(_ fd: Int32, count: Int, at offset: UInt64,
+                             what: @autoclosure () -> String = "pread") throws(HostError) -> [UInt8] {
+        let text = what()
+        return try filled(count) { b throws(HostError) in try pread(fd, into: b, at: offset, what: text) }
+    }
+
+    /// An array of `count` bytes that `read` fills, cut to the length it returns.
+    private static func filled(_ count: Int, _ read: (UnsafeMutableRawBufferPointer) throws(HostError) -> Int) throws(HostError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var failure: HostError?
+        let n = out.withUnsafeMutableBytes { b -> Int in
+            do throws(HostError) { return try read(b) } catch { failure = error; return 0 }
+        }
+        if let failure { throw failure }
+        out.removeSubrange(n...)
+        return out
     }
 
     /// Writes all of `buf` at `offset`.
     public static func pwrite(_ fd: Int32, _ buf: UnsafeRawBufferPointer, at offset: UInt64,
                               what: @autoclosure () -> String = "pwrite") throws(HostError) {
+        _ = try transfer(buf.count, ifNone: EIO, onEAGAIN: nil, what: what) { done in
+            Glibc.pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+        }
+    }
+
+    /// The one transfer loop: calls `step(done)` until `count` bytes have moved, retrying
+    /// EINTR and, with `onEAGAIN`, waiting out EAGAIN. A step that moves nothing is end of
+    /// file for a read (`ifNone` nil: returns what moved so far) and the error `ifNone`
+    /// for a write. Returns how many bytes moved.
+    private static func transfer(_ count: Int, ifNone: Int32?, onEAGAIN: (() -> Void)?, what: () -> String,
+                                 _ step: (_ done: Int) -> Int) throws(HostError) -> Int {
         var done = 0
-        while done < buf.count {
-            let n = Glibc.pwrite(fd, buf.baseAddress! + done, buf.count - done, off_t(offset) + off_t(done))
+        while done < count {
+            let n = step(done)
             if n < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN, let onEAGAIN { onEAGAIN(); continue }
                 throw .last(what())
             }
-            if n == 0 { throw HostError(what(), errno: EIO) }
+            if n == 0 {
+                if let ifNone { throw HostError(what(), errno: ifNone) }
+                break
+            }
             done += n
         }
+        return done
     }
 
     /// The whole of a small file (config, pid and state files), at most `limit` bytes.
@@ -116,15 +131,11 @@ public enum FileIO {
         guard fd >= 0 else { throw .last("open \(path)") }
         defer { close(fd) }
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        let chunk = 16 << 10
         while out.count <= limit {
-            var failure: HostError?
-            let n = chunk.withUnsafeMutableBytes { b -> Int in
-                do throws(HostError) { return try readFully(fd, into: b, what: "read \(path)") } catch { failure = error; return 0 }
-            }
-            if let failure { throw failure }
-            out += chunk[0..<n]
-            if n < chunk.count { return out }
+            let piece = try readFully(fd, count: chunk, what: "read \(path)")
+            out += piece
+            if piece.count < chunk { return out }
         }
         throw HostError("read \(path) (larger than \(limit) bytes)", errno: EFBIG)
     }

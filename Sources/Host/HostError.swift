@@ -1,4 +1,3 @@
-import Host
 import Glibc
 
 /// A failed host call: the operation (a syscall or ioctl, with what it acted on) and its

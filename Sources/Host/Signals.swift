@@ -1,4 +1,3 @@
-import Host
 import CKVM
 import Glibc
 

@@ -1,30 +1,22 @@
 import Boot
 import Glibc
+import Host
 
 /// Opens user-supplied files (kernel, initrd, firmware) with errors that name the file.
 enum FileLoader {
     /// Opens a kernel or initrd for loading with pread (see BootImage): nothing is read yet.
     static func open(_ path: String, what: String, limit: UInt64) throws(MachineError) -> BootImage {
         let (fd, size) = try openRegularFile(path, what: what, limit: limit)
-        return BootImage(fileDescriptor: fd, size: size)
+        return BootImage(fileDescriptor: fd, size: size, path: path)
     }
 
     /// Reads a small file (a flat firmware image) whole.
     static func read(_ path: String, what: String, limit: UInt64) throws(MachineError) -> [UInt8] {
         let (fd, size) = try openRegularFile(path, what: what, limit: limit)
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: Int(size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { buf in
-                Glibc.read(fd, buf.baseAddress! + done, buf.count - done)
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw .badInput("\(what) \(path): read failed: \(n == 0 ? "unexpected end of file" : String(cString: strerror(errno)))")
-            }
-            done += n
-        }
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readFully(fd, count: Int(size)) } catch { throw .badInput("\(what) \(path): \(error)") }
+        guard bytes.count == Int(size) else { throw .badInput("\(what) \(path): read failed: unexpected end of file") }
         return bytes
     }
 
@@ -32,13 +24,13 @@ enum FileLoader {
     private static func openRegularFile(_ path: String, what: String, limit: UInt64) throws(MachineError) -> (Int32, UInt64) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            throw .badInput("\(what) \(path): \(String(cString: strerror(errno)))")
+            throw .badInput("\(what) \(path): \(HostError.last("open"))")
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            let e = errno
+            let e = HostError.last("fstat")
             close(fd)
-            throw .badInput("\(what) \(path): \(String(cString: strerror(e)))")
+            throw .badInput("\(what) \(path): \(e)")
         }
         let size = UInt64(st.st_size)
         let problem: String? =

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// Where the guest's serial console goes when it is not shown: a non-blocking pipe with a
 /// large buffer that nobody reads while the VM runs (kernel messages never reach the
@@ -14,7 +15,7 @@ final class ConsoleTail {
     init() throws(RunError) {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
-            throw RunError("pipe failed: \(String(cString: strerror(errno)))")
+            throw RunError("cannot capture the guest console", .last("pipe"))
         }
         readFD = fds[0]
         writeFD = fds[1]
@@ -37,15 +38,14 @@ final class ConsoleTail {
         Glibc.close(writeFD)
     }
 
-    /// Everything buffered so far, as text.
+    /// Everything buffered so far, as text (the pipe is non-blocking: up to the first
+    /// read that finds it empty).
     func drain() -> String {
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while !closed {
-            let n = buf.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out += buf[0..<n]
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer { buffer.deallocate() }
+        while !closed, let n = try? FileIO.readSome(readFD, into: buffer), n > 0 {
+            out += buffer[0..<n]
         }
         return String(decoding: out, as: UTF8.self)
     }

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Synchronization
 
 /// Collects the copy-out archive the guest sends on the fourth console (guest /dev/hvc3)
@@ -28,7 +29,7 @@ final class CopyOutCollector: Sendable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
         guard fd >= 0 else {
-            throw RunError("cannot create the copy-out file in \(base): \(String(cString: strerror(errno)))")
+            throw RunError("cannot create the copy-out file in \(base)", .last("mkstemp"))
         }
         self.fd = fd
         limitBytes = limit
@@ -47,15 +48,9 @@ final class CopyOutCollector: Sendable {
                 s.failure = "the guest sent more than \(limitBytes >> 20) MiB of volume contents (the copy-out limit)"
                 return
             }
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else {
-                    s.failure = "write copy-out file: \(String(cString: strerror(n < 0 ? errno : EIO)))"
-                    return
-                }
-                done += n
+            do throws(HostError) { try FileIO.write(fd, bytes, what: "write copy-out file") } catch {
+                s.failure = "\(error)"
+                return
             }
             s.written += UInt64(bytes.count)
         }

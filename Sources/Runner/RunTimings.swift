@@ -1,4 +1,4 @@
-import Glibc
+import Host
 
 /// Where the time of one `svm run` went, for `--verbose`: svm's set-up (program lookup,
 /// image, VM creation) until the VM starts, the guest's boot until its init says ready,
@@ -12,11 +12,8 @@ public struct RunTimings: Equatable, Sendable {
 
     public init(start: Double) { self.start = start }
 
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    /// Host's one monotonic clock (kept as RunTimings.now for its callers).
+    public static func now() -> Double { MonotonicClock.now() }
 
     public var setUp: Double? { vmStarted.map { $0 - start } }
     public var boot: Double? { vmStarted.flatMap { v in ready.map { $0 - v } } }

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Sandbox
 
 /// The initramfs of one `svm run`, in a private temporary directory:
@@ -57,7 +58,7 @@ public struct SandboxImage {
         do throws(RunError) {
             let path = directory.path + "/" + archiveName
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw RunError("\(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw RunError(path, .last("open")) }
             defer { close(fd) }
             var writer = CPIOWriter(fd: fd)
             do {
@@ -119,7 +120,7 @@ public struct SandboxImage {
         for v in volumes {
             var st = stat()
             guard stat(v.hostPath, &st) == 0 else {
-                throw RunError("--volume \(v.hostPath): \(String(cString: strerror(errno)))")
+                throw RunError("--volume \(v.hostPath)", .last("stat"))
             }
             guard (st.st_mode & S_IFMT) == S_IFDIR else {
                 throw RunError("--volume \(v.hostPath): not a directory (volumes are directories)")

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// A private directory (mode 0700) from mkdtemp under $TMPDIR, or /tmp. `remove()`
 /// deletes it with everything in it; it is idempotent, and the owner calls it on every
@@ -17,7 +18,7 @@ public final class TemporaryDirectory: @unchecked Sendable {
         while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
         var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw RunError("cannot create a temporary directory in \(base): \(String(cString: strerror(errno)))")
+            throw RunError("cannot create a temporary directory in \(base)", .last("mkdtemp"))
         }
         path = String(cString: p)
     }
@@ -49,16 +50,16 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     /// Names in a directory except "." and "..", sorted, and how many names were left out
     /// because they are not UTF-8 (Swift strings could not name them exactly). Throws the
-    /// errno of opendir/readdir.
-    static func listDirectory(_ path: String) throws(DirectoryError) -> (names: [String], skipped: Int) {
-        guard let dir = opendir(path) else { throw DirectoryError(errno: errno) }
+    /// failed opendir/readdir.
+    static func listDirectory(_ path: String) throws(HostError) -> (names: [String], skipped: Int) {
+        guard let dir = opendir(path) else { throw .last("opendir") }
         defer { closedir(dir) }
         var names: [String] = []
         var skipped = 0
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
-                if errno != 0 { throw DirectoryError(errno: errno) }
+                if errno != 0 { throw .last("readdir") }
                 break
             }
             let bytes = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
@@ -70,8 +71,4 @@ public final class TemporaryDirectory: @unchecked Sendable {
         }
         return (names.sorted(), skipped)
     }
-}
-
-struct DirectoryError: Error {
-    let errno: Int32
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Sandbox
 
 /// Copies a host directory tree into the initramfs (the guest init bind-mounts it where
@@ -22,7 +23,7 @@ struct VolumePacker {
     func pack(hostRoot: String, at archiveRoot: String, into writer: inout CPIOWriter,
               note: (String) -> Void, interrupted: () -> Int32?) throws(RunError) -> Set<String> {
         var st = stat()
-        guard stat(hostRoot, &st) == 0 else { throw RunError("\(hostRoot): \(String(cString: strerror(errno)))") }
+        guard stat(hostRoot, &st) == 0 else { throw RunError(hostRoot, .last("stat")) }
         var copied = Set<String>()
         try packDirectory(host: hostRoot, archive: archiveRoot, relative: "", mode: UInt32(st.st_mode), into: &writer,
                           copied: &copied, note: note, interrupted: interrupted)
@@ -36,7 +37,7 @@ struct VolumePacker {
         catch { throw RunError("\(host): \(error)") }
         let listing: (names: [String], skipped: Int)
         do { listing = try TemporaryDirectory.listDirectory(host) } catch {
-            throw RunError("\(host): cannot read the directory: \(String(cString: strerror(error.errno)))")
+            throw RunError("\(host): cannot read the directory", error)
         }
         if listing.skipped > 0 {
             note("skipping \(listing.skipped) name(s) in \(host) that are not valid UTF-8")
@@ -49,7 +50,7 @@ struct VolumePacker {
             var st = stat()
             guard lstat(hostPath, &st) == 0 else {
                 if errno == ENOENT { continue }  // removed while we were copying
-                throw RunError("\(hostPath): \(String(cString: strerror(errno)))")
+                throw RunError(hostPath, .last("lstat"))
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
@@ -65,7 +66,7 @@ struct VolumePacker {
                 copied.insert(relativePath)
             case S_IFLNK:
                 guard let target = Self.readLink(hostPath) else {
-                    throw RunError("\(hostPath): readlink failed: \(String(cString: strerror(errno)))")
+                    throw RunError(hostPath, .last("readlink"))
                 }
                 do { try writer.addSymlink(archivePath, target: target, uid: uid, gid: gid) }
                 catch { throw RunError("\(hostPath): \(error)") }

@@ -1,9 +1,11 @@
 import Glibc
+import Host
 
 /// Errors from building a cpio archive. Each names the archive or host path concerned.
 public enum CPIOError: Error, Equatable, CustomStringConvertible {
-    /// A system call failed (`operation` is e.g. "open", "read", "write archive").
-    case system(operation: String, path: String, errno: Int32)
+    /// A system call on `path` failed (the HostError's operation is e.g. "open", "read",
+    /// "write archive").
+    case system(path: String, HostError)
     /// The archive path is empty, has a NUL byte, or a `..` component.
     case invalidPath(String)
     /// The path (or one of its parents) was already added as something else.
@@ -19,8 +21,8 @@ public enum CPIOError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .system(operation, path, err):
-            return "\(path): \(operation) failed: \(String(cString: strerror(err))) (errno \(err))"
+        case let .system(path, error):
+            return "\(path): \(error)"
         case let .invalidPath(path):
             return "\(path.debugDescription): invalid path for the initramfs"
         case let .conflict(path, existing):
@@ -113,10 +115,10 @@ public struct CPIOWriter {
                                  uid: UInt32 = 0, gid: UInt32 = 0) throws {
         let name = try prepare(path, as: .file)
         let src = open(hostPath, O_RDONLY | O_CLOEXEC)
-        guard src >= 0 else { throw CPIOError.system(operation: "open", path: hostPath, errno: errno) }
+        guard src >= 0 else { throw CPIOError.system(path: hostPath, .last("open")) }
         defer { close(src) }
         var st = stat()
-        guard fstat(src, &st) == 0 else { throw CPIOError.system(operation: "fstat", path: hostPath, errno: errno) }
+        guard fstat(src, &st) == 0 else { throw CPIOError.system(path: hostPath, .last("fstat")) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw CPIOError.notRegularFile(path: hostPath) }
         let size = UInt64(st.st_size)
         guard size <= UInt64(UInt32.max) else { throw CPIOError.tooLarge(path: hostPath, size: size) }
@@ -125,21 +127,19 @@ public struct CPIOWriter {
                       uid: uid, gid: gid, nlink: 1, size: UInt32(size))
         // Stream in chunks; the header already promised `size` bytes, so a file that grows
         // or shrinks meanwhile is an error rather than a silently corrupt archive.
-        var chunk = [UInt8](repeating: 0, count: Self.bufferCapacity)
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferCapacity, alignment: 16)
+        defer { chunk.deallocate() }
         var remaining = size
         while remaining > 0 {
             let want = Int(min(remaining, UInt64(chunk.count)))
-            let n = chunk.withUnsafeMutableBytes { read(src, $0.baseAddress, want) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw CPIOError.system(operation: "read", path: hostPath, errno: errno)
-            }
-            if n == 0 { throw CPIOError.fileChanged(path: hostPath) }
-            try chunk.withUnsafeBytes { try emit(UnsafeRawBufferPointer(rebasing: $0[0..<n]), entry: name) }
+            let n: Int
+            do { n = try FileIO.readFully(src, into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<want])) }
+            catch { throw CPIOError.system(path: hostPath, error) }
+            if n < want { throw CPIOError.fileChanged(path: hostPath) }
+            try emit(UnsafeRawBufferPointer(rebasing: chunk[0..<n]), entry: name)
             remaining -= UInt64(n)
         }
-        var probe: UInt8 = 0
-        if read(src, &probe, 1) > 0 { throw CPIOError.fileChanged(path: hostPath) }
+        if (try? FileIO.readFully(src, count: 1))?.isEmpty == false { throw CPIOError.fileChanged(path: hostPath) }
         try pad(entry: name)
     }
 
@@ -268,20 +268,8 @@ public struct CPIOWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Waits for room on a non-blocking descriptor rather than fail.
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN {  // a non-blocking descriptor: wait rather than spin
-                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&p, 1, -1)
-                    continue
-                }
-                throw CPIOError.system(operation: "write archive", path: entry, errno: errno)
-            }
-            done += n
-        }
+        do { try FileIO.write(fd, bytes, what: "write archive") } catch { throw CPIOError.system(path: entry, error) }
     }
 }

@@ -1,12 +1,18 @@
 import Glibc
+import Host
 
-/// A host failure while applying a copy-out (disk full, root directory gone): names the
-/// operation, the path and errno. Applying stops there.
+/// A host failure while applying a copy-out (disk full, root directory gone): the host
+/// path and the failed call with its errno. Applying stops there.
 public struct CopyOutApplyError: Error, Equatable, CustomStringConvertible {
-    public let description: String
-    init(_ operation: String, _ path: String, errno: Int32) {
-        description = "\(path): \(operation) failed: \(String(cString: strerror(errno))) (errno \(errno))"
+    public let path: String
+    public let error: HostError
+
+    init(_ path: String, _ error: HostError) {
+        self.path = path
+        self.error = error
     }
+
+    public var description: String { "\(path): \(error)" }
 }
 
 /// Makes a host directory look like the guest's copy of a read-write volume, given the
@@ -36,7 +42,7 @@ public struct CopyOutApplier {
     public mutating func apply(_ entries: [CopyOutEntry], copiedIn: Set<String>,
                                hostRoot: String) throws(CopyOutApplyError) {
         let root = open(hostRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard root >= 0 else { throw CopyOutApplyError("open", hostRoot, errno: errno) }
+        guard root >= 0 else { throw CopyOutApplyError(hostRoot, .last("open")) }
         defer { close(root) }
 
         let present = Set(entries.map(\.path))
@@ -75,7 +81,7 @@ public struct CopyOutApplier {
         guard fstatat(parent, components.last!, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
         let isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
         if unlinkat(parent, components.last!, isDirectory ? AT_REMOVEDIR : 0) != 0 && errno != ENOENT {
-            notes.append("\(hostRoot)/\(path): not deleted: \(String(cString: strerror(errno)))")
+            notes.append("\(hostRoot)/\(path): not deleted: \(HostError.last(isDirectory ? "rmdir" : "unlink"))")
         }
     }
 
@@ -87,12 +93,12 @@ public struct CopyOutApplier {
         if fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 {
             if (st.st_mode & S_IFMT) == S_IFDIR { return }
             guard unlinkat(parent, name, 0) == 0 else {
-                throw CopyOutApplyError("unlink", "\(hostRoot)/\(entry.path)", errno: errno)
+                throw CopyOutApplyError("\(hostRoot)/\(entry.path)", .last("unlink"))
             }
         }
         // Owner-writable until the end, when the guest's permissions are set.
         guard mkdirat(parent, name, 0o700) == 0 else {
-            throw CopyOutApplyError("mkdir", "\(hostRoot)/\(entry.path)", errno: errno)
+            throw CopyOutApplyError("\(hostRoot)/\(entry.path)", .last("mkdir"))
         }
     }
 
@@ -103,12 +109,12 @@ public struct CopyOutApplier {
         if try keepIfSame(entry, offset: offset, size: size, in: parent, hostRoot: hostRoot) { return }
         let temporary = temporaryName()
         let fd = openat(parent, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CopyOutApplyError("create", "\(hostRoot)/\(entry.path)", errno: errno) }
+        guard fd >= 0 else { throw CopyOutApplyError("\(hostRoot)/\(entry.path)", .last("create")) }
         do throws(CopyOutApplyError) {
             defer { close(fd) }
             try copyData(offset: offset, size: size, to: fd, path: "\(hostRoot)/\(entry.path)")
             guard fchmod(fd, mode_t(entry.permissions)) == 0 else {
-                throw CopyOutApplyError("chmod", "\(hostRoot)/\(entry.path)", errno: errno)
+                throw CopyOutApplyError("\(hostRoot)/\(entry.path)", .last("chmod"))
             }
         } catch {
             unlinkat(parent, temporary, 0)
@@ -128,18 +134,16 @@ public struct CopyOutApplier {
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_nlink == 1,
               UInt64(st.st_size) == size else { return false }
-        var theirs = [UInt8](repeating: 0, count: 64 << 10)
-        var ours = [UInt8](repeating: 0, count: 64 << 10)
         var done: UInt64 = 0
         while done < size {
-            let want = Int(min(UInt64(theirs.count), size - done))
-            let a = theirs.withUnsafeMutableBytes { pread(archiveFD, $0.baseAddress, want, off_t(offset + done)) }
-            let b = ours.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(done)) }
-            guard a == want, b == want, theirs[0..<want] == ours[0..<want] else { return false }
+            let want = Int(min(UInt64(Self.chunkSize), size - done))
+            guard let theirs = try? FileIO.pread(archiveFD, count: want, at: offset + done),
+                  let ours = try? FileIO.pread(fd, count: want, at: done),
+                  theirs.count == want, theirs == ours else { return false }
             done += UInt64(want)
         }
         if UInt32(st.st_mode) & 0o7777 != entry.permissions && fchmod(fd, mode_t(entry.permissions)) != 0 {
-            throw CopyOutApplyError("chmod", "\(hostRoot)/\(entry.path)", errno: errno)
+            throw CopyOutApplyError("\(hostRoot)/\(entry.path)", .last("chmod"))
         }
         return true
     }
@@ -150,7 +154,7 @@ public struct CopyOutApplier {
         defer { close(parent) }
         let temporary = temporaryName()
         guard symlinkat(target, parent, temporary) == 0 else {
-            throw CopyOutApplyError("symlink", "\(hostRoot)/\(entry.path)", errno: errno)
+            throw CopyOutApplyError("\(hostRoot)/\(entry.path)", .last("symlink"))
         }
         try replace(entry, with: temporary, in: parent, hostRoot: hostRoot)
     }
@@ -163,14 +167,14 @@ public struct CopyOutApplier {
         var st = stat()
         if fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFDIR,
            unlinkat(parent, name, AT_REMOVEDIR) != 0 {
-            notes.append("\(hostRoot)/\(entry.path): not replaced: a directory there could not be removed: \(String(cString: strerror(errno)))")
+            notes.append("\(hostRoot)/\(entry.path): not replaced: a directory there could not be removed: \(HostError.last("rmdir"))")
             unlinkat(parent, temporary, 0)
             return
         }
         guard renameat(parent, temporary, parent, name) == 0 else {
-            let e = errno
+            let e = HostError.last("rename")
             unlinkat(parent, temporary, 0)
-            throw CopyOutApplyError("rename", "\(hostRoot)/\(entry.path)", errno: e)
+            throw CopyOutApplyError("\(hostRoot)/\(entry.path)", e)
         }
     }
 
@@ -206,22 +210,24 @@ public struct CopyOutApplier {
         return ".svm-copy-out.\(getpid()).\(counter)"
     }
 
+    static let chunkSize = 64 << 10
+
     private func copyData(offset: UInt64, size: UInt64, to fd: Int32, path: String) throws(CopyOutApplyError) {
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 16)
+        defer { buffer.deallocate() }
         var done: UInt64 = 0
         while done < size {
             let want = Int(min(UInt64(buffer.count), size - done))
-            let n = buffer.withUnsafeMutableBytes { pread(archiveFD, $0.baseAddress, want, off_t(offset + done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw CopyOutApplyError("read copy-out archive for", path, errno: n < 0 ? errno : EIO) }
-            var written = 0
-            while written < n {
-                let w = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + written, n - written) }
-                if w < 0 && errno == EINTR { continue }
-                guard w > 0 else { throw CopyOutApplyError("write", path, errno: w < 0 ? errno : EIO) }
-                written += w
+            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<want])
+            do throws(HostError) {
+                let n = try FileIO.pread(archiveFD, into: piece, at: offset + done, what: "read the copy-out archive")
+                // The archive was checked to hold every byte: short means it changed.
+                guard n == want else { throw HostError("read the copy-out archive", errno: EIO) }
+                try FileIO.write(fd, UnsafeRawBufferPointer(piece), what: "write")
+            } catch {
+                throw CopyOutApplyError(path, error)
             }
-            done += UInt64(n)
+            done += UInt64(want)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// One entry of the archive the guest init sends back for read-write volumes (the
 /// "Copy-out" section of firmware/init/PROTOCOL.md), after `CopyOutArchive` checked it.
@@ -25,10 +26,22 @@ public struct CopyOutEntry: Equatable, Sendable {
 }
 
 /// Why a copy-out archive was refused as a whole. Anything here means the guest did not
-/// send what svm-init sends, so nothing of it is applied.
+/// send what svm-init sends, or the host could not read what it stored (`hostError`), so
+/// nothing of it is applied.
 public struct CopyOutArchiveError: Error, Equatable, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    /// The failed host call, when the host and not the guest is to blame.
+    public let hostError: HostError?
+
+    init(_ description: String) {
+        self.description = description
+        hostError = nil
+    }
+
+    init(_ context: String, _ error: HostError) {
+        description = "\(context): \(error)"
+        hostError = error
+    }
 }
 
 /// Reads a copy-out archive (newc cpio, entries named "N/PATH" for volume N) from a file
@@ -52,7 +65,7 @@ public struct CopyOutArchive {
     ///   - volumes: the indices the guest may name (the read-write volumes).
     public init(fd: Int32, volumes: Set<Int>) throws(CopyOutArchiveError) {
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw CopyOutArchiveError("fstat: \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else { throw CopyOutArchiveError("copy-out archive", .last("fstat")) }
         let end = UInt64(st.st_size)
         var offset: UInt64 = 0
         while true {
@@ -193,18 +206,11 @@ public struct CopyOutArchive {
 
     /// Exactly `count` bytes at `offset` (the caller checked they are within the file).
     static func read(_ fd: Int32, at offset: UInt64, count: Int) throws(CopyOutArchiveError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var got = 0
-        while got < count {
-            let n = buffer.withUnsafeMutableBytes { p in
-                pread(fd, p.baseAddress! + got, count - got, off_t(offset) + off_t(got))
-            }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                throw CopyOutArchiveError("read at byte \(offset): \(n < 0 ? String(cString: strerror(errno)) : "unexpected end of file")")
-            }
-            got += n
+        let bytes: [UInt8]
+        do { bytes = try FileIO.pread(fd, count: count, at: offset, what: "read") } catch {
+            throw CopyOutArchiveError("copy-out archive at byte \(offset)", error)
         }
-        return buffer
+        guard bytes.count == count else { throw CopyOutArchiveError("read at byte \(offset): unexpected end of file") }
+        return bytes
     }
 }

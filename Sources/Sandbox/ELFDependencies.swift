@@ -1,4 +1,5 @@
 import Glibc
+import Host
 
 /// Why a program cannot be packed into the sandbox. Descriptions are one line naming the file.
 public enum ELFError: Error, Equatable, CustomStringConvertible {
@@ -15,7 +16,8 @@ public enum ELFError: Error, Equatable, CustomStringConvertible {
     case libraryNotFound(library: String, neededBy: String)
     /// A library candidate that ld.so would stop at (not ELF at all, unlike a wrong class).
     case invalidLibrary(String, reason: String)
-    case io(String, operation: String, errno: Int32)
+    /// A host call on the file failed.
+    case io(String, HostError)
     case symlinkLoop(String)
 
     static let hint = "(svm run needs a Linux x86-64 program)"
@@ -38,8 +40,8 @@ public enum ELFError: Error, Equatable, CustomStringConvertible {
             return "\(library) needed by \(neededBy): not found"
         case let .invalidLibrary(path, reason):
             return "\(path): invalid shared library: \(reason)"
-        case let .io(path, operation, err):
-            return "\(path): \(operation) failed: \(String(cString: strerror(err))) (errno \(err))"
+        case let .io(path, error):
+            return "\(path): \(error)"
         case let .symlinkLoop(path):
             return "\(path): too many levels of symbolic links"
         }
@@ -182,12 +184,12 @@ struct ELFInfo {
     static func read(_ path: String) throws -> ELFInfo {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            let e = errno
-            throw e == ENOENT || e == ENOTDIR ? ELFError.notFound(path) : ELFError.io(path, operation: "open", errno: e)
+            let e = HostError.last("open")
+            throw e.errno == ENOENT || e.errno == ENOTDIR ? ELFError.notFound(path) : ELFError.io(path, e)
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ELFError.io(path, operation: "fstat", errno: errno) }
+        guard fstat(fd, &st) == 0 else { throw ELFError.io(path, .last("fstat")) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw ELFError.notRegularFile(path) }
         let file = FileReader(fd: fd, size: UInt64(st.st_size), path: path)
         return try parse(file)
@@ -340,17 +342,9 @@ struct FileReader {
             throw ELFError.corrupt(path, reason: "\(what) (offset \(offset), \(count) bytes) extends past the end of the file (\(size) bytes)")
         }
         guard count > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: Int(count))
-        var done = 0
-        while done < out.count {
-            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ELFError.io(path, operation: "read", errno: errno)
-            }
-            if n == 0 { throw ELFError.corrupt(path, reason: "file shrank while being read") }
-            done += n
-        }
+        let out: [UInt8]
+        do { out = try FileIO.pread(fd, count: Int(count), at: offset, what: "read") } catch { throw ELFError.io(path, error) }
+        guard out.count == Int(count) else { throw ELFError.corrupt(path, reason: "file shrank while being read") }
         return out
     }
 }
@@ -406,20 +400,10 @@ func basename(_ path: String) -> String {
     return String(path[path.index(after: slash)...])
 }
 
-/// A whole small text file (config files); nil if unreadable.
+/// A whole small text file (config files); nil if unreadable or larger than `limit`.
 func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while out.count < limit {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        out += chunk[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
+    guard let bytes = try? FileIO.readFile(path, limit: limit) else { return nil }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 // MARK: - Resolution
@@ -444,7 +428,7 @@ struct Resolver {
         guard !name.isEmpty else { throw ELFError.notFound(name) }
         var absolute = name
         if !name.hasPrefix("/") {
-            guard let cwd = currentDirectory() else { throw ELFError.io(name, operation: "getcwd", errno: errno) }
+            guard let cwd = currentDirectory() else { throw ELFError.io(name, .last("getcwd")) }
             absolute = cwd + "/" + name
         }
         let components = absolute.split(separator: "/")
@@ -564,7 +548,7 @@ struct Resolver {
             switch e {
             case .notELF: throw ELFError.invalidLibrary(path, reason: "not an ELF file")
             case .notFound, .notRegularFile, .wrongClass, .wrongMachine: return nil
-            case .io(_, _, let err) where err == EACCES: return nil
+            case .io(_, let error) where error.errno == EACCES: return nil
             default: throw e
             }
         }
@@ -647,8 +631,8 @@ struct Resolver {
         if let cached = linkCache[path] { return cached }
         var st = stat()
         guard lstat(path, &st) == 0 else {
-            let e = errno
-            throw e == ENOENT || e == ENOTDIR ? ELFError.notFound(display) : ELFError.io(path, operation: "lstat", errno: e)
+            let e = HostError.last("lstat")
+            throw e.errno == ENOENT || e.errno == ENOTDIR ? ELFError.notFound(display) : ELFError.io(path, e)
         }
         var result: String?
         if (st.st_mode & S_IFMT) == S_IFLNK {
@@ -656,7 +640,7 @@ struct Resolver {
             while true {
                 var buf = [UInt8](repeating: 0, count: size)
                 let n = buf.withUnsafeMutableBufferPointer { readlink(path, $0.baseAddress!, $0.count) }
-                guard n >= 0 else { throw ELFError.io(path, operation: "readlink", errno: errno) }
+                guard n >= 0 else { throw ELFError.io(path, .last("readlink")) }
                 if n < size { result = String(decoding: buf[0..<n], as: UTF8.self); break }
                 size *= 2
             }

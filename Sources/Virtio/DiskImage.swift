@@ -1,46 +1,42 @@
 import Glibc
+import Host
 
-/// Errors opening a disk image. The descriptions are meant for the person running svm.
+/// Errors opening a disk image. The descriptions are meant for the person running svm;
+/// host failures carry the failed call and its errno.
 public enum DiskError: Error, Equatable, CustomStringConvertible {
-    case openFailed(path: String, errno: Int32)
+    case openFailed(path: String, HostError)
     case inUse(path: String)
-    case lockFailed(path: String, errno: Int32)
-    case sizeFailed(path: String, errno: Int32)
+    case lockFailed(path: String, HostError)
+    case sizeFailed(path: String, HostError)
     case sizeNotMultipleOfSector(path: String, bytes: UInt64)
 
     public var description: String {
         switch self {
-        case let .openFailed(path, err):
-            return "cannot open disk \(path): \(String(cString: strerror(err)))"
+        case let .openFailed(path, error):
+            return "cannot open disk \(path): \(error)"
         case let .inUse(path):
             return "disk \(path) is in use by another svm"
-        case let .lockFailed(path, err):
-            return "cannot lock disk \(path): \(String(cString: strerror(err)))"
-        case let .sizeFailed(path, err):
-            return "cannot find the size of disk \(path): \(String(cString: strerror(err)))"
+        case let .lockFailed(path, error):
+            return "cannot lock disk \(path): \(error)"
+        case let .sizeFailed(path, error):
+            return "cannot find the size of disk \(path): \(error)"
         case let .sizeNotMultipleOfSector(path, bytes):
             return "disk \(path) is \(bytes) bytes, not a multiple of 512-byte sectors"
         }
     }
 }
 
-/// An I/O error of the storage behind a block device (errno of the failed call, or 0 for
-/// an unexpected end of file).
-public struct BlockIOError: Error, Equatable {
-    public let errno: Int32
-    public init(errno: Int32) { self.errno = errno }
-}
-
 /// Where a virtio-blk device keeps its sectors. Offsets and lengths are in bytes, already
-/// checked against `byteCount` by the caller.
+/// checked against `byteCount` by the caller. A failure is the host call that failed; the
+/// guest only sees VIRTIO_BLK_S_IOERR.
 public protocol BlockStorage: AnyObject, Sendable {
     /// Size in bytes, a multiple of 512.
     var byteCount: UInt64 { get }
     var isReadOnly: Bool { get }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(BlockIOError)
-    func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockIOError)
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(HostError)
+    func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(HostError)
     /// Makes written data durable (fdatasync).
-    func flush() throws(BlockIOError)
+    func flush() throws(HostError)
 }
 
 /// A raw disk image file (or block device) on the host, locked against a second svm.
@@ -56,15 +52,15 @@ public final class DiskImage: BlockStorage {
 
     public init(path: String, readOnly: Bool) throws(DiskError) {
         let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-        guard fd >= 0 else { throw .openFailed(path: path, errno: errno) }
+        guard fd >= 0 else { throw .openFailed(path: path, .last("open")) }
         var failure: DiskError?
         if flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
-            let err = errno
-            failure = err == EWOULDBLOCK ? .inUse(path: path) : .lockFailed(path: path, errno: err)
+            let error = HostError.last(readOnly ? "flock LOCK_SH" : "flock LOCK_EX")
+            failure = error.errno == EWOULDBLOCK ? .inUse(path: path) : .lockFailed(path: path, error)
         }
         // SEEK_END works for regular files and block devices alike (st_size does not).
         let end = failure == nil ? lseek(fd, 0, SEEK_END) : 0
-        if failure == nil, end < 0 { failure = .sizeFailed(path: path, errno: errno) }
+        if failure == nil, end < 0 { failure = .sizeFailed(path: path, .last("lseek SEEK_END")) }
         if failure == nil, end % 512 != 0 {
             failure = .sizeNotMultipleOfSector(path: path, bytes: UInt64(end))
         }
@@ -82,31 +78,18 @@ public final class DiskImage: BlockStorage {
         close(fileDescriptor)
     }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(BlockIOError) {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fileDescriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n > 0 { done += n; continue }
-            if n < 0, errno == EINTR { continue }
-            // 0: the file shrank under us; report it like any other I/O failure.
-            throw BlockIOError(errno: n == 0 ? 0 : errno)
-        }
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(HostError) {
+        let n = try FileIO.pread(fileDescriptor, into: buffer, at: offset, what: "read \(path)")
+        // Short: the file shrank under us; report it like any other I/O failure.
+        if n < buffer.count { throw HostError("read \(path) at byte \(offset + UInt64(n)) (end of file)", errno: EIO) }
     }
 
-    public func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockIOError) {
-        guard !isReadOnly else { throw BlockIOError(errno: EROFS) }
-        var done = 0
-        while done < buffer.count {
-            let n = pwrite(fileDescriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n > 0 { done += n; continue }
-            if n < 0, errno == EINTR { continue }
-            throw BlockIOError(errno: n == 0 ? ENOSPC : errno)
-        }
+    public func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(HostError) {
+        guard !isReadOnly else { throw HostError("write \(path)", errno: EROFS) }
+        try FileIO.pwrite(fileDescriptor, buffer, at: offset, what: "write \(path)")
     }
 
-    public func flush() throws(BlockIOError) {
-        while fdatasync(fileDescriptor) != 0 {
-            guard errno == EINTR else { throw BlockIOError(errno: errno) }
-        }
+    public func flush() throws(HostError) {
+        _ = try check("fdatasync \(path)") { fdatasync(fileDescriptor) }
     }
 }

@@ -1,27 +1,29 @@
 import Glibc
+import Host
 
+/// Why a TAP interface cannot be used. Host failures carry the failed call and its errno.
 public enum TapError: Error, Equatable, CustomStringConvertible {
     case invalidName(String)
-    case openFailed(errno: Int32)
-    case attachFailed(name: String, errno: Int32)
-    case configureFailed(name: String, what: String, errno: Int32)
-    case ioFailed(name: String, operation: String, errno: Int32)
+    case openFailed(HostError)
+    case attachFailed(name: String, HostError)
+    case configureFailed(name: String, HostError)
+    case ioFailed(name: String, HostError)
 
     public var description: String {
         switch self {
         case let .invalidName(name):
             return "invalid TAP interface name \"\(name)\" (1 to 15 bytes, no '/' or NUL)"
-        case let .openFailed(err):
-            return "cannot open /dev/net/tun: \(String(cString: strerror(err)))"
-        case let .attachFailed(name, err):
-            return "cannot attach to TAP interface \(name): \(String(cString: strerror(err)))"
-                + (err == EPERM || err == EBUSY
+        case let .openFailed(error):
+            return "cannot use TAP interfaces: \(error)"
+        case let .attachFailed(name, error):
+            return "cannot attach to TAP interface \(name): \(error)"
+                + (error.errno == EPERM || error.errno == EBUSY
                     ? " (create it for this user with `ip tuntap add \(name) mode tap vnet_hdr user $USER`, and check nothing else holds it)"
                     : "")
-        case let .configureFailed(name, what, err):
-            return "cannot configure TAP interface \(name) (\(what)): \(String(cString: strerror(err)))"
-        case let .ioFailed(name, operation, err):
-            return "\(operation) on TAP interface \(name) failed: \(String(cString: strerror(err)))"
+        case let .configureFailed(name, error):
+            return "cannot configure TAP interface \(name): \(error)"
+        case let .ioFailed(name, error):
+            return "TAP interface \(name): \(error)"
         }
     }
 }
@@ -55,7 +57,7 @@ public final class TapBackend: NetBackend {
             throw .invalidName(name)
         }
         let fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw .openFailed(errno: errno) }
+        guard fd >= 0 else { throw .openFailed(.last("open /dev/net/tun")) }
 
         // struct ifreq: char ifr_name[16]; then a union whose first member we use is
         // short ifr_flags. 40 bytes on x86-64.
@@ -66,18 +68,18 @@ public final class TapBackend: NetBackend {
         ifr[17] = UInt8(truncatingIfNeeded: flags >> 8)
         var failure: TapError?
         if ifr.withUnsafeMutableBytes({ ioctl(fd, Self.TUNSETIFF, $0.baseAddress!) }) != 0 {
-            failure = .attachFailed(name: name, errno: errno)
+            failure = .attachFailed(name: name, .last("TUNSETIFF"))
         }
         var headerSize = Int32(VirtioNetHeader.size)
         if failure == nil, ioctl(fd, Self.TUNSETVNETHDRSZ, &headerSize) != 0 {
-            failure = .configureFailed(name: name, what: "TUNSETVNETHDRSZ \(headerSize)", errno: errno)
+            failure = .configureFailed(name: name, .last("TUNSETVNETHDRSZ \(headerSize)"))
         }
         var supported: NetOffloads = []
         if failure == nil {
             supported = NetOffloads.probe { Self.setOffloads(fd, $0) == 0 }
             // Nothing is offloaded until a driver says what it can take.
             if Self.setOffloads(fd, []) != 0 {
-                failure = .configureFailed(name: name, what: "TUNSETOFFLOAD none", errno: errno)
+                failure = .configureFailed(name: name, .last("TUNSETOFFLOAD none"))
             }
         }
         if let failure {
@@ -101,26 +103,16 @@ public final class TapBackend: NetBackend {
 
     public func setReceiveOffloads(_ offloads: NetOffloads) throws {
         if Self.setOffloads(fileDescriptor, offloads) != 0 {
-            throw TapError.configureFailed(name: interfaceName, what: "TUNSETOFFLOAD \(offloads)", errno: errno)
+            throw TapError.configureFailed(name: interfaceName, .last("TUNSETOFFLOAD \(offloads)"))
         }
     }
 
+    /// One packet per write: a TAP write takes the whole packet or fails.
     public func send(_ packet: [UInt8]) throws {
-        let n = packet.withUnsafeBytes { p in
-            var n: Int
-            repeat { n = write(fileDescriptor, p.baseAddress, p.count) } while n < 0 && errno == EINTR
-            return n
-        }
-        if n < 0 { throw TapError.ioFailed(name: interfaceName, operation: "write", errno: errno) }
+        do { try FileIO.write(fileDescriptor, packet) } catch { throw TapError.ioFailed(name: interfaceName, error) }
     }
 
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
-        var n: Int
-        repeat { n = read(fileDescriptor, buffer.baseAddress, buffer.count) } while n < 0 && errno == EINTR
-        if n < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK { return nil }
-            throw TapError.ioFailed(name: interfaceName, operation: "read", errno: errno)
-        }
-        return n
+        do { return try FileIO.readSome(fileDescriptor, into: buffer) } catch { throw TapError.ioFailed(name: interfaceName, error) }
     }
 }

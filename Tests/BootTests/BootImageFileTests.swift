@@ -1,6 +1,7 @@
 import Glibc
 import XCTest
 @testable import Boot
+import Host
 import Memory
 
 /// svm loads kernels and initrds from open files with pread (BootImage's file form). The
@@ -19,10 +20,10 @@ final class BootImageFileTests: XCTestCase {
         var template = Array("/tmp/svm-bootimage-XXXXXX".utf8CString)
         let fd = mkstemp(&template)
         XCTAssertGreaterThanOrEqual(fd, 0)
-        let path = String(cString: template)
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         paths.append(path)
         XCTAssertEqual(bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, bytes.count)
-        return (BootImage(fileDescriptor: fd, size: UInt64(bytes.count)), path)
+        return (BootImage(fileDescriptor: fd, size: UInt64(bytes.count), path: path), path)
     }
 
     private func guestRAM(_ mem: GuestMemory) throws -> [UInt8] {
@@ -56,10 +57,14 @@ final class BootImageFileTests: XCTestCase {
         let error = assertBootError { () throws(BootError) in
             try loadLinux(BootParameters(kernel: k, initrd: nil, commandLine: "", cpuCount: 1), into: mem)
         }
-        guard case let .readFailed(what, err)? = error else { return XCTFail("got \(String(describing: error))") }
+        guard case let .readFailed(what, hostError)? = error else { return XCTFail("got \(String(describing: error))") }
         XCTAssertEqual(what, "kernel")
-        XCTAssertEqual(err, EIO)
-        XCTAssertTrue(error!.description.hasPrefix("kernel: read failed"), error!.description)
+        XCTAssertEqual(hostError.errno, EIO)
+        // The message names the file, why the read came up short and the errno text.
+        let message = error!.description
+        XCTAssertTrue(message.hasPrefix("kernel: read \(path) "), message)
+        XCTAssertTrue(message.contains("changed while svm read it"), message)
+        XCTAssertTrue(message.contains(String(cString: strerror(EIO))), message)
     }
 
     func testInitrdThatShrinksFailsBeforeTheKernelRuns() throws {
@@ -70,6 +75,9 @@ final class BootImageFileTests: XCTestCase {
             try loadLinux(BootParameters(kernel: BootImage(bytes: BzImageFixture().bytes()), initrd: i,
                                          commandLine: "", cpuCount: 1), into: mem)
         }
-        guard case .readFailed("initrd", EIO)? = error else { return XCTFail("got \(String(describing: error))") }
+        guard case let .readFailed("initrd", hostError)? = error, hostError.errno == EIO else {
+            return XCTFail("got \(String(describing: error))")
+        }
+        XCTAssertTrue(hostError.operation.hasPrefix("read \(path)"), hostError.operation)
     }
 }

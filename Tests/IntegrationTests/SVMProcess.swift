@@ -42,7 +42,9 @@ final class SVMProcess {
          binary: String = SVMProcess.binary) throws {
         var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         guard pipe(&inPipe) == 0, pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
-            throw XCTSkip("pipe failed")
+            let message = "pipe failed: \(String(cString: strerror(errno)))"
+            XCTFail(message)
+            throw SetupFailure(message)
         }
         // Only the dup2'd copies may reach the child.
         for fd in inPipe + outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -180,4 +182,10 @@ final class SVMProcess {
         }
         return nil
     }
+}
+
+/// Thrown (after an XCTFail) when the test's own set-up fails: a failure, not a skip.
+struct SetupFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -14,7 +14,9 @@ final class SVMRunTests: XCTestCase {
     override func setUpWithError() throws {
         var template = Array("/tmp/svm-run-test.XXXXXX".utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw XCTSkip("mkdtemp failed")
+            let message = "mkdtemp failed: \(String(cString: strerror(errno)))"
+            XCTFail(message)
+            throw SetupFailure(message)
         }
         tmpdir = String(cString: p)
         let dir = tmpdir

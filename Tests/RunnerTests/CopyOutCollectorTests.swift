@@ -1,4 +1,5 @@
 import Glibc
+import Host
 @testable import Runner
 import XCTest
 
@@ -26,5 +27,15 @@ final class CopyOutCollectorTests: XCTestCase {
         var st = stat()
         XCTAssertEqual(fstat(collector.fd, &st), 0)
         XCTAssertEqual(st.st_size, 8)
+    }
+
+    /// The file cannot be made: the error names the directory and carries the failed call.
+    func testCreationFailureNamesTheDirectoryAndErrno() {
+        XCTAssertThrowsError(try CopyOutCollector(environment: ["TMPDIR": "/nonexistent/svm-test"])) { error in
+            let e = error as? RunError
+            XCTAssertEqual(e?.hostError, HostError("mkstemp", errno: ENOENT))
+            XCTAssertEqual(e?.description,
+                           "cannot create the copy-out file in /nonexistent/svm-test: mkstemp failed: No such file or directory (errno 2)")
+        }
     }
 }

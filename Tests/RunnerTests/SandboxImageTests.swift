@@ -165,7 +165,7 @@ final class SandboxImageTests: XCTestCase {
         try writeFile(script, "#!/bin/sh\necho hi\n", mode: 0o755)
         assertRefused(RunRequest(program: script), "not an ELF executable")
         assertRefused(RunRequest(program: "/bin/echo", volumes: [.init(hostPath: tmp + "/missing", guestPath: "/m")]),
-                      "--volume \(tmp)/missing: No such file or directory")
+                      "--volume \(tmp)/missing: stat failed: No such file or directory (errno 2)")
         assertRefused(RunRequest(program: "/bin/echo", volumes: [.init(hostPath: fakeInit, guestPath: "/m")]),
                       "not a directory")
         // A program under /tmp would be hidden by the guest's own /tmp.

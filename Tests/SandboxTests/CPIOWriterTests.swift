@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Host
 @testable import Sandbox
 
 final class CPIOWriterTests: XCTestCase {
@@ -119,7 +120,7 @@ final class CPIOWriterTests: XCTestCase {
     func testCopyErrorsNameTheHostPath() throws {
         _ = try archive { w in
             XCTAssertThrowsError(try w.addFile("x", copyingFrom: "/nonexistent/file")) {
-                XCTAssertEqual($0 as? CPIOError, .system(operation: "open", path: "/nonexistent/file", errno: ENOENT))
+                XCTAssertEqual($0 as? CPIOError, .system(path: "/nonexistent/file", HostError("open", errno: ENOENT)))
                 XCTAssertEqual("\($0)", "/nonexistent/file: open failed: No such file or directory (errno 2)")
             }
             XCTAssertThrowsError(try w.addFile("y", copyingFrom: "/tmp")) {
@@ -131,7 +132,7 @@ final class CPIOWriterTests: XCTestCase {
     func testWriteErrorIsReported() throws {
         var w = CPIOWriter(fd: -1)
         XCTAssertThrowsError(try w.finish()) {
-            XCTAssertEqual($0 as? CPIOError, .system(operation: "write archive", path: "TRAILER!!!", errno: EBADF))
+            XCTAssertEqual($0 as? CPIOError, .system(path: "TRAILER!!!", HostError("write archive", errno: EBADF)))
         }
     }
 

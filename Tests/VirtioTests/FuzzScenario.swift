@@ -1,3 +1,5 @@
+import Glibc
+import Host
 import Memory
 import Virtio
 import TestSupport
@@ -43,21 +45,21 @@ final class InMemoryDisk: BlockStorage, @unchecked Sendable {
         isReadOnly = readOnly
     }
     var byteCount: UInt64 { UInt64(data.count) }
-    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(BlockIOError) {
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(HostError) {
         guard offset <= UInt64(data.count), UInt64(buffer.count) <= UInt64(data.count) - offset else {
-            throw BlockIOError(errno: 0)
+            throw HostError("read", errno: EIO)
         }
         data.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[Int(offset)..<Int(offset) + buffer.count])) }
     }
-    func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(BlockIOError) {
+    func write(from buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(HostError) {
         guard !isReadOnly, offset <= UInt64(data.count), UInt64(buffer.count) <= UInt64(data.count) - offset else {
-            throw BlockIOError(errno: 30)
+            throw HostError("write", errno: isReadOnly ? EROFS : EIO)
         }
         data.withUnsafeMutableBytes {
             UnsafeMutableRawBufferPointer(rebasing: $0[Int(offset)..<Int(offset) + buffer.count]).copyMemory(from: buffer)
         }
     }
-    func flush() throws(BlockIOError) {}
+    func flush() throws(HostError) {}
 }
 
 enum FuzzScenario {

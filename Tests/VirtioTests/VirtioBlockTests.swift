@@ -1,4 +1,5 @@
 import Glibc
+import Host
 import Memory
 import XCTest
 @testable import Virtio
@@ -244,13 +245,33 @@ final class VirtioBlockTests: XCTestCase {
         XCTAssertNoThrow(try DiskImage(path: disk.path, readOnly: false))
     }
 
+    /// The storage's failures name the image and carry the errno; the guest sees IOERR.
+    func testStorageFailuresNameTheImage() throws {
+        let disk = TempDisk(bytes: 8 * 512, fill: 7)
+        let image = try DiskImage(path: disk.path, readOnly: true)
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        try buffer.withUnsafeMutableBytes { try image.read(into: $0, at: 3 * 512) }
+        XCTAssertEqual(buffer, [UInt8](repeating: 7, count: 1024))
+        XCTAssertEqual(truncate(disk.path, 4 * 512), 0)  // shrinks under the open image
+        XCTAssertThrowsError(try buffer.withUnsafeMutableBytes { try image.read(into: $0, at: 3 * 512) }) { error in
+            let e = error as? HostError
+            XCTAssertEqual(e?.errno, EIO)
+            XCTAssertTrue(e?.operation.hasPrefix("read \(disk.path) at byte 2048") ?? false, "\(error)")
+        }
+        XCTAssertThrowsError(try buffer.withUnsafeBytes { try image.write(from: $0, at: 0) }) { error in
+            XCTAssertEqual(error as? HostError, HostError("write \(disk.path)", errno: EROFS))
+        }
+        XCTAssertNoThrow(try image.flush())
+    }
+
     func testImageSizeMustBeWholeSectors() throws {
         let disk = TempDisk(bytes: 1000)
         XCTAssertThrowsError(try DiskImage(path: disk.path, readOnly: false)) { error in
             XCTAssertEqual(error as? DiskError, .sizeNotMultipleOfSector(path: disk.path, bytes: 1000))
         }
         XCTAssertThrowsError(try DiskImage(path: "/nonexistent/svm.img", readOnly: true)) { error in
-            XCTAssertEqual(error as? DiskError, .openFailed(path: "/nonexistent/svm.img", errno: ENOENT))
+            XCTAssertEqual(error as? DiskError, .openFailed(path: "/nonexistent/svm.img", HostError("open", errno: ENOENT)))
+            XCTAssertEqual("\(error)", "cannot open disk /nonexistent/svm.img: open failed: No such file or directory (errno 2)")
         }
     }
 }

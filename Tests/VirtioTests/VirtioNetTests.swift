@@ -1,3 +1,5 @@
+import Glibc
+import Host
 import Memory
 import XCTest
 @testable import Virtio
@@ -121,13 +123,26 @@ final class VirtioNetTests: XCTestCase {
         XCTAssertThrowsError(try TapBackend(interfaceName: "a/b"))
     }
 
+    func testTapErrorsNameTheInterfaceAndTheFailedCall() {
+        let denied = TapError.attachFailed(name: "tap0", HostError("TUNSETIFF", errno: EPERM))
+        XCTAssertTrue("\(denied)".hasPrefix("cannot attach to TAP interface tap0: TUNSETIFF failed: \(String(cString: strerror(EPERM)))"), "\(denied)")
+        XCTAssertTrue("\(denied)".contains("ip tuntap add tap0"), "\(denied)")
+        let io = TapError.ioFailed(name: "tap0", HostError("write", errno: EIO))
+        XCTAssertEqual("\(io)", "TAP interface tap0: write failed: \(String(cString: strerror(EIO))) (errno \(EIO))")
+    }
+
     func testTapOpensWhenTheHostAllowsIt() throws {
         // Creates a transient, down interface (gone when the descriptor closes); no traffic.
+        // Only the host's lack of TAP support is a reason to skip; a TapBackend that
+        // throws where TAP interfaces can be made is a failure.
+        try XCTSkipUnless(getuid() == 0, "needs root to create a TAP interface")
+        try XCTSkipUnless(access("/dev/net/tun", F_OK) == 0, "needs /dev/net/tun")
         let tap: TapBackend
         do {
             tap = try TapBackend(interfaceName: "svmtest%d")
         } catch {
-            throw XCTSkip("no TAP here: \(error)")
+            XCTFail("TapBackend: \(error)")
+            throw error
         }
         XCTAssertGreaterThanOrEqual(tap.fileDescriptor, 0)
         var buffer = [UInt8](repeating: 0, count: 2048)
