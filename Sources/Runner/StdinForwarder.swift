@@ -62,15 +62,20 @@ final class StdinForwarder: @unchecked Sendable {
     private static func loop(fd: Int32, console: VirtioConsole, ready: EventFD, stop: EventFD, mode: Mode,
                              onReady: () -> Void, onEscape: () -> Void) {
         // Nothing before the init's R frame: until then the guest's hvc2 may still echo.
-        guard wait(for: ready.fd, orStop: stop) else { return }
+        guard Readiness.waitReadable(ready.fd, orStop: stop) else { return }
         onReady()
         var escape = ConsoleEscape()
         var buffer = [UInt8](repeating: 0, count: chunkSize)
         while true {
-            guard wait(for: fd, orStop: stop) else { return }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            if n <= 0 {
+            guard Readiness.waitReadable(fd, orStop: stop) else { return }
+            // nil: a non-blocking stdin with nothing after all; an error ends stdin like EOF.
+            let got = buffer.withUnsafeMutableBytes { b in Result { () throws(HostError) in try FileIO.readSome(fd, into: b, what: "read stdin") } }
+            guard case let .success(count) = got else {
+                if mode == .frames { send(HostFrame.stdinEOF.encoded(), to: console, stop: stop) }
+                return
+            }
+            guard let n = count else { continue }
+            if n == 0 {
                 if mode == .frames { send(HostFrame.stdinEOF.encoded(), to: console, stop: stop) }
                 return
             }
@@ -96,25 +101,10 @@ final class StdinForwarder: @unchecked Sendable {
         while console.pendingInputBytes + frame.count > VirtioConsole.inputBufferLimit {
             // Sleep until the guest takes input (or we are stopped); no polling interval.
             guard let taken = console.inputTaken else { return false }
-            guard wait(for: taken.fd, orStop: stop) else { return false }
+            guard Readiness.waitReadable(taken.fd, orStop: stop) else { return false }
             taken.drain()
         }
         console.receive(frame)
         return true
-    }
-
-    /// Waits for `fd` to be readable (or hung up); false when `stop` fires first.
-    private static func wait(for fd: Int32, orStop stop: EventFD) -> Bool {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)]
-        while true {
-            let r = poll(&fds, 2, -1)
-            if r < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            if fds[1].revents != 0 { return false }
-            if fds[0].revents != 0 { return true }
-        }
     }
 }

@@ -27,8 +27,8 @@ final class WindowSizeForwarder: @unchecked Sendable {
         let (fd, stop, signals) = (terminalFD, stopEvent, signalFD)
         thread = HostThread(name: "svm-winsize") {
             // Nothing before the init's R frame: until then hvc2 may still echo.
-            guard WindowSizeForwarder.wait(for: ready.fd, orStop: stop) else { return }
-            while WindowSizeForwarder.wait(for: signals, orStop: stop) {
+            guard Readiness.waitReadable(ready.fd, orStop: stop) else { return }
+            while Readiness.waitReadable(signals, orStop: stop) {
                 while Signals.readSignal(from: signals) != nil {}
                 if let size = TerminalSize.of(fd: fd) {
                     console.receive(HostFrame.windowSize(rows: size.rows, columns: size.columns).encoded())
@@ -42,19 +42,5 @@ final class WindowSizeForwarder: @unchecked Sendable {
         stopEvent.signal()
         thread.join()
         close(signalFD)
-    }
-
-    /// Waits for `fd` to be readable; false when `stop` fires first.
-    private static func wait(for fd: Int32, orStop stop: EventFD) -> Bool {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stop.fd, events: Int16(POLLIN), revents: 0)]
-        while true {
-            if poll(&fds, 2, -1) < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            if fds[1].revents != 0 { return false }
-            if fds[0].revents != 0 { return true }
-        }
     }
 }
