@@ -7,20 +7,31 @@ import Synchronization
 /// output as it is produced, and what it sends goes to the guest's console input. A client
 /// that stops reading is dropped rather than allowed to stall the vCPU that writes.
 final class AttachedClients: @unchecked Sendable {
-    // Sendable invariant: `clients` is behind the Mutex; the loop is thread-safe.
+    // Sendable invariant: `clients` and the lazily made loop are behind Mutexes; the loop
+    // itself is thread-safe.
     private let clients = Mutex<[Int32]>([])
-    private let loop: EventLoop
+    private let loop = Mutex<EventLoop?>(nil)
     private unowned(unsafe) let machine: Machine
 
-    init(machine: Machine) throws(HostError) {
+    init(machine: Machine) {
         self.machine = machine
-        loop = try EventLoop(name: "svm-attach")
-        try loop.start()
     }
 
     func stop() {
-        loop.stop()
+        loop.withLock { $0 }?.stop()
         for fd in clients.withLock({ c in defer { c = [] }; return c }) { close(fd) }
+    }
+
+    /// The loop that reads attached clients, made on the first attach: a VM nobody attaches
+    /// to never pays for its thread.
+    private func inputLoop() throws(HostError) -> EventLoop {
+        try loop.withLock { (l) throws(HostError) -> EventLoop in
+            if let l { return l }
+            let made = try EventLoop(name: "svm-attach")
+            try made.start()
+            l = made
+            return made
+        }
     }
 
     /// Takes over `fd` (a connected control socket after an `attach` reply).
@@ -28,7 +39,7 @@ final class AttachedClients: @unchecked Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         clients.withLock { $0.append(fd) }
         do {
-            try loop.add(fd: fd, source: EventHandler { [weak self] fd, _ in self?.input(from: fd) })
+            try inputLoop().add(fd: fd, source: EventHandler { [weak self] fd, _ in self?.input(from: fd) })
         } catch {
             drop(fd)
         }
@@ -73,7 +84,7 @@ final class AttachedClients: @unchecked Sendable {
             return true
         }
         guard found else { return }
-        loop.remove(fd: fd)
+        loop.withLock { $0 }?.remove(fd: fd)
         close(fd)
     }
 }

@@ -37,11 +37,9 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             fanOut.clients?.broadcast(bytes)
         }
         machine = try Machine(config: config)
-        do {
-            let clients = try AttachedClients(machine: machine)
-            fanOut.clients = clients
-            attached = clients
-        } catch { throw .host(error) }
+        let clients = AttachedClients(machine: machine)
+        fanOut.clients = clients
+        attached = clients
     }
 
     /// Serves the control socket and starts the guest.
