@@ -77,7 +77,7 @@ final class SVMRunTests: XCTestCase {
         let cases: [([String], String)] = [
             (["--", "svm-no-such-program"], "svm-no-such-program: program not found"),
             (["--", script], "\(script): not an ELF executable"),
-            (["--volume", tmpdir + "/missing:/data", "--", "/bin/echo"], "--volume \(tmpdir)/missing: No such file or directory"),
+            (["--volume", tmpdir + "/missing:/data", "--", "/bin/echo"], "--volume \(tmpdir)/missing: stat failed: No such file or directory (errno 2)"),
             (["--frobnicate", "--", "/bin/echo"], "unknown option --frobnicate"),
             ([], "no program given"),
         ]
