@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "Host"]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "Host"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "Host", "TestSupport"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Host", "TestSupport"]),

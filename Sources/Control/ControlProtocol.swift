@@ -1,4 +1,3 @@
-import FoundationEssentials
 
 /// A request on a VM's control socket: one JSON object on one line (docs/control.md).
 /// Adding a request is a case here and a line in `parse` and in the VM's handler.
@@ -31,10 +30,7 @@ public enum ControlRequest: Equatable, Sendable {
     /// Decodes one request line (without the newline).
     public static func parse(_ line: [UInt8]) throws(ControlProtocolError) -> ControlRequest {
         guard line.count <= maximumLineLength else { throw .tooLong(line.count) }
-        let object: [String: ControlValue]
-        do { object = try JSONDecoder().decode([String: ControlValue].self, from: Data(line)) } catch {
-            throw .malformed
-        }
+        guard case let .object(object)? = try? JSONParser.parse(line) else { throw .malformed }
         guard let field = object["request"] else { throw .missingRequest }
         guard let name = field.string else { throw .badField("request", "a string") }
         switch name {
@@ -107,10 +103,7 @@ public struct ControlReply: Equatable, Sendable {
 
     public static func parse(_ line: [UInt8]) throws(ControlProtocolError) -> ControlReply {
         guard line.count <= ControlRequest.maximumLineLength else { throw .tooLong(line.count) }
-        var object: [String: ControlValue]
-        do { object = try JSONDecoder().decode([String: ControlValue].self, from: Data(line)) } catch {
-            throw .malformed
-        }
+        guard case var .object(object)? = try? JSONParser.parse(line) else { throw .malformed }
         guard let ok = object.removeValue(forKey: "ok")?.bool else { throw .badField("ok", "true or false") }
         let error = object.removeValue(forKey: "error")?.string
         return ControlReply(ok: ok, error: error, fields: object)
@@ -119,10 +112,6 @@ public struct ControlReply: Equatable, Sendable {
 
 enum ControlWire {
     static func line(_ object: [String: ControlValue]) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding a dictionary of these values cannot fail.
-        let data = (try? encoder.encode(object)) ?? Data("{}".utf8)
-        return Array(data) + [UInt8(ascii: "\n")]
+        JSONText.encode(.object(object)) + [UInt8(ascii: "\n")]
     }
 }

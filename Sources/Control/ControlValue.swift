@@ -1,7 +1,6 @@
-import FoundationEssentials
-
-/// A JSON value of the control protocol. Requests and replies are flat objects of these,
-/// decoded by Foundation's JSON parser (the one place svm parses JSON it did not write).
+/// A JSON value: what `JSONParser` reads and `JSONText` writes. Control requests and
+/// replies are flat objects of these; config.json and exit.json are objects too. Codable
+/// only so tests can check both against Foundation's JSON as an oracle.
 public enum ControlValue: Codable, Equatable, Sendable {
     case null
     case bool(Bool)
@@ -51,4 +50,8 @@ public enum ControlValue: Codable, Equatable, Sendable {
         }
     }
     public var bool: Bool? { if case let .bool(b) = self { b } else { nil } }
+    public var array: [ControlValue]? { if case let .array(a) = self { a } else { nil } }
+    public var object: [String: ControlValue]? { if case let .object(o) = self { o } else { nil } }
+
+    public subscript(key: String) -> ControlValue? { object?[key] }
 }

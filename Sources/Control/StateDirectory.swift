@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import Host
 
@@ -110,7 +109,7 @@ public struct StateDirectory: Sendable {
         guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { return nil }
         let live = Self.isLocked(dir + "/lock")
         let pid = (try? FileIO.readFile(dir + "/pid", limit: 64)).flatMap { Int32(String(decoding: $0.filter { $0 >= 0x30 && $0 <= 0x39 }, as: UTF8.self)) }
-        let exit = (try? FileIO.readFile(dir + "/exit.json", limit: 64 << 10)).flatMap { try? JSONDecoder().decode(ExitRecord.self, from: Data($0)) }
+        let exit = (try? FileIO.readFile(dir + "/exit.json", limit: 64 << 10)).flatMap { try? JSONParser.parse($0) }.flatMap(ExitRecord.init(json:))
         let config = try? FileIO.readFile(dir + "/config.json", limit: 1 << 20)
         return VMRecord(name: name, directory: dir, live: live, pid: pid, exit: live ? nil : exit, config: config)
     }
@@ -163,8 +162,8 @@ public struct VMClaim: Sendable {
     }
 
     public func writeExitRecord(_ record: ExitRecord) throws(HostError) {
-        let data = (try? JSONEncoder().encode(record)).map { Array($0) } ?? []
-        try FileIO.writeFileAtomically(directory + "/exit.json", data, durable: true)
+        // Not fsynced: the state directory is runtime state (tmpfs under /run), gone at reboot.
+        try FileIO.writeFileAtomically(directory + "/exit.json", JSONText.encode(record.controlValue) + [0x0A])
     }
 
     /// Lets the lock go (the VM process is ending, or a parent hands it to its child).
@@ -191,6 +190,18 @@ public struct ExitRecord: Codable, Equatable, Sendable {
         self.status = status
         self.reason = reason
         self.endedAt = endedAt
+    }
+
+    /// What exit.json holds; nil unless every field is there with its type.
+    public init?(json: ControlValue) {
+        guard let status = json["status"]?.int, let reason = json["reason"]?.string,
+              let endedAt = json["endedAt"]?.double else { return nil }
+        self.init(status: status, reason: reason, endedAt: endedAt)
+    }
+
+    /// The fields under their Codable names (what JSONDecoder reads back).
+    public var controlValue: ControlValue {
+        .object(["status": .int(status), "reason": .string(reason), "endedAt": .double(endedAt)])
     }
 }
 

@@ -1,4 +1,5 @@
 import XCTest
+import FoundationEssentials
 import Runner
 @testable import SVMCommand
 import Machine
@@ -67,5 +68,34 @@ final class GuestCommandLineTests: XCTestCase {
     func testClearCPUIDListFitsTheKernelsBuffer() {
         XCTAssertLessThanOrEqual(GuestCommandLine.hiddenFeatures.utf8.count, 127)
         XCTAssertTrue(GuestCommandLine.hiddenFeatures.hasPrefix("smap,xsave,popcnt"))
+    }
+}
+
+final class BootOptionsJSONTests: XCTestCase {
+    /// config.json is written by hand (JSONText) and read by JSONDecoder: every field must
+    /// survive, set or not. A field added to BootOptions but not to its controlValue fails here.
+    func testConfigRoundTripsThroughJSONDecoder() throws {
+        var full = try BootOptions.parse(["--kernel", "/k \"q\"", "--initrd", "i", "--cmdline", "console=ttyS0 a=\\b",
+                                          "--mem", "2G", "--cpus", "2", "--timeout", "1.5", "--disk", "/d,ro",
+                                          "--disk", "/e", "--net", "tap=t0,mac=52:54:00:12:34:56", "--net", "tap=t1",
+                                          "--console", "virtio", "--prefault", "--name", "web", "-d"])
+        full.help = true
+        let firmwareOnly = try BootOptions.parse(["--firmware", "/fw"])
+        for o in [BootOptions(), full, firmwareOnly] {
+            let bytes = ManagedVMs.encode(o)
+            XCTAssertEqual(bytes.last, 0x0A)
+            let decoded = try JSONDecoder().decode(BootOptions.self, from: Data(bytes))
+            XCTAssertEqual(decoded, o, String(decoding: bytes, as: UTF8.self))
+            XCTAssertEqual(BootOptions(configJSON: bytes), o, String(decoding: bytes, as: UTF8.self))
+            // And what Foundation's encoder writes (as an older svm did) reads back too.
+            XCTAssertEqual(BootOptions(configJSON: Array(try JSONEncoder().encode(o))), o)
+        }
+    }
+
+    func testDamagedConfigIsUnreadable() {
+        for text in [#"[]"#, #"{"cpus":"2"}"#, #"{"memory":-1}"#, #"{"disks":[{"path":1,"readOnly":false}]}"#,
+                     #"{"networks":[{"tapName":"t","mac":5}]}"#, #"{"prefault":1}"#, #"{"kernel":3}"#, "{"] {
+            XCTAssertNil(BootOptions(configJSON: Array(text.utf8)), text)
+        }
     }
 }

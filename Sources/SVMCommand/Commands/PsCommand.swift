@@ -1,5 +1,4 @@
 import Control
-import FoundationEssentials
 import Glibc
 import Host
 
@@ -35,6 +34,18 @@ enum PsCommand {
         var memory: Int?
         var uptime: Double?
         var kernel: String?
+
+        /// The JSON of `ps --format json`: absent values are left out.
+        var controlValue: ControlValue {
+            var o: [String: ControlValue] = ["name": .string(name), "state": .string(state)]
+            if let status { o["status"] = .int(status) }
+            if let pid { o["pid"] = .int(pid) }
+            if let cpus { o["cpus"] = .int(cpus) }
+            if let memory { o["memory"] = .int(memory) }
+            if let uptime { o["uptime"] = .double(uptime) }
+            if let kernel { o["kernel"] = .string(kernel) }
+            return .object(o)
+        }
     }
 
     static func run(_ arguments: [String], _ context: CommandContext) -> Int32 {
@@ -53,10 +64,7 @@ enum PsCommand {
         let vms = ManagedVMs(environment: context.environment)
         let rows = vms.directory.list().map { row(for: $0, vms: vms) }.filter { o.all || $0.state == "running" || $0.state == "paused" || $0.state == "stopping" }
         if o.json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let data = (try? encoder.encode(rows)) ?? Data("[]".utf8)
-            print(String(decoding: data, as: UTF8.self))
+            print(String(decoding: JSONText.encode(.array(rows.map(\.controlValue))), as: UTF8.self))
         } else {
             print(table(rows), terminator: "")
         }

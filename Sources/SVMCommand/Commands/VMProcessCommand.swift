@@ -1,5 +1,4 @@
 import Control
-import FoundationEssentials
 import Glibc
 import Host
 import Machine
@@ -27,7 +26,7 @@ enum VMProcessCommand {
         let directory = StateDirectory(root: StateDirectory.root(environment: context.environment))
         let claim = VMClaim(name: arguments[0], directory: directory.path(of: arguments[0]), lockFD: Detach.lockDescriptor)
         guard let bytes = try? FileIO.readFile(claim.directory + "/config.json"),
-              let options = try? JSONDecoder().decode(BootOptions.self, from: Data(bytes)) else {
+              let options = BootOptions(configJSON: bytes) else {
             return fail("cannot read \(claim.directory)/config.json", ExitCode.hostFailure.rawValue, claim: claim)
         }
         let signalFD: Int32

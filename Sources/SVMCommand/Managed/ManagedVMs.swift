@@ -1,5 +1,4 @@
 import Control
-import FoundationEssentials
 import Glibc
 import Host
 import Machine
@@ -46,13 +45,11 @@ struct ManagedVMs {
     /// The saved options of VM `name` (what restart boots again).
     static func savedOptions(_ record: VMRecord) -> BootOptions? {
         guard let bytes = record.config else { return nil }
-        return try? JSONDecoder().decode(BootOptions.self, from: Data(bytes))
+        return BootOptions(configJSON: bytes)
     }
 
     static func encode(_ options: BootOptions) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return ((try? encoder.encode(options)).map { Array($0) } ?? []) + [UInt8(ascii: "\n")]
+        JSONText.encode(options.controlValue) + [UInt8(ascii: "\n")]
     }
 }
 
