@@ -26,11 +26,14 @@ let package = Package(
         // The host below everything: one error type, whole-buffer fd I/O, threads, the clock,
         // the epoll event loop, eventfd, signals, terminal, Unix sockets.
         .target(name: "Host", dependencies: ["CKVM"]),
+        // vhost-user frontend (the socket protocol, the memory table) and the virtio-fs
+        // device on it; virtiofsd as the backend's process.
+        .target(name: "VhostUser", dependencies: ["Virtio", "Memory", "Host", "CKVM"]),
         // Completes instructions that a nested KVM's emulator cannot run.
         .target(name: "InstructionFixup"),
         // Builds and runs a VM from a MachineConfig.
         .target(name: "Machine",
-                dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "Host", "InstructionFixup", "CKVM"]),
+                dependencies: ["KVM", "Memory", "Boot", "Devices", "Virtio", "VhostUser", "Host", "InstructionFixup", "CKVM"]),
         // svm run's pure pieces: newc cpio writer, ELF dependency resolver, guest init protocol.
         .target(name: "Sandbox", dependencies: ["Host"]),
         // The per-VM control socket (JSON lines), the state directory and the bounded
@@ -52,6 +55,7 @@ let package = Package(
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "Virtio", "Memory", "Host", "CKVM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "Host"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Host", "TestSupport"]),
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),

@@ -3,6 +3,12 @@
 #include <sys/socket.h>
 #include <sys/mman.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include "ckvm.h"
 
 int ckvm_peer_credentials(int socket, int *pid, unsigned int *uid, unsigned int *gid) {
@@ -25,4 +31,82 @@ int ckvm_memfd_create(const char *name) {
 
 int ckvm_memfd_seal_size(int fd) {
     return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+}
+
+long ckvm_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count) {
+    if (count < 0 || count > 8) { errno = EINVAL; return -1; }
+    struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };
+    union { struct cmsghdr header; char space[CMSG_SPACE(8 * sizeof(int))]; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (count > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = &control;
+        msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(count * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, count * sizeof(int));
+    }
+    return sendmsg(socket, &msg, MSG_NOSIGNAL);
+}
+
+long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int capacity, int *count) {
+    struct iovec iov = { .iov_base = bytes, .iov_len = length };
+    union { struct cmsghdr header; char space[CMSG_SPACE(8 * sizeof(int))]; } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control.space };
+    *count = 0;
+    long n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int in = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < in; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*count < capacity) fds[*count] = fd; else close(fd);
+            (*count)++;
+        }
+    }
+    if (*count > capacity) *count = capacity + 1; // more than fit: still a protocol error
+    if (msg.msg_flags & MSG_CTRUNC) (*count)++;
+    return n;
+}
+
+// After fork in a threaded process only async-signal-safe calls: no strerror (gettext
+// may take a lock), so the errno goes out as a number.
+static void child_fail(int log_fd, const char *what) {
+    int e = errno;
+    char digits[16];
+    int n = 0;
+    do { digits[n++] = (char)('0' + e % 10); e /= 10; } while (e > 0 && n < 15);
+    (void)!write(log_fd, "svm: ", 5);
+    (void)!write(log_fd, what, strlen(what));
+    (void)!write(log_fd, " failed (errno ", 15);
+    while (n > 0) (void)!write(log_fd, &digits[--n], 1);
+    (void)!write(log_fd, ")\n", 2);
+    _exit(126);
+}
+
+int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    setpgid(0, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(log_fd, "prctl PR_SET_PDEATHSIG");
+    if (getppid() != parent) _exit(126); // svm died before the line above
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) child_fail(log_fd, "redirect stdio");
+    if (readonly_source != NULL) {
+        if (unshare(CLONE_NEWNS) != 0) child_fail(log_fd, "unshare CLONE_NEWNS");
+        if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) child_fail(log_fd, "mount --make-rprivate /");
+        if (mount(readonly_source, readonly_source, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(log_fd, "bind mount of the read-only share");
+        if (mount(NULL, readonly_source, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) child_fail(log_fd, "remount the share read-only");
+    }
+    execv(path, argv);
+    child_fail(log_fd, path);
+    return -1;
 }

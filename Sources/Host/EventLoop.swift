@@ -25,6 +25,8 @@ public final class EventLoop: @unchecked Sendable {
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         public static let readable = Events(rawValue: EPOLLIN.rawValue)
         public static let writable = Events(rawValue: EPOLLOUT.rawValue)
+        /// The peer closed its end (EPOLLRDHUP); hang-ups and errors are always reported.
+        public static let peerClosed = Events(rawValue: EPOLLRDHUP.rawValue)
     }
 
     private struct Registration {

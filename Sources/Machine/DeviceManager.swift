@@ -2,6 +2,7 @@ import Devices
 import Host
 import KVM
 import Memory
+import VhostUser
 import Virtio
 
 /// Builds the VM's device set and wires it up: the PC's port-I/O devices and the virtio
@@ -20,10 +21,12 @@ final class DeviceManager: @unchecked Sendable {
     /// Virtio devices in MMIO slot order.
     let virtioDevices: [any VirtioDevice]
     let networks: [VirtioNet]
+    let sharedFolders: [VirtioFS]
     private let consoles: [(role: ConsoleRole, device: VirtioConsole)]
     private(set) var transports: [VirtioMMIOTransport] = []
     private var notifiers: [QueueNotifier] = []
     private var interruptFDs: [EventFD] = []
+    private var backendQueueEvents: [EventFD] = []
 
     /// `scan` sees the output of consoles configured with `scanForGuestEvents`.
     init(config: MachineConfig, scan: @escaping @Sendable ([UInt8]) -> Void) throws(MachineError) {
@@ -68,6 +71,14 @@ final class DeviceManager: @unchecked Sendable {
         }
         devices += consoles.map(\.1) as [any VirtioDevice]
         if config.entropyDevice { devices.append(VirtioRNG()) }
+        // Last, so the other devices keep their slots (and the guest its device names).
+        var folders: [VirtioFS] = []
+        for share in config.sharedFolders {
+            do { folders.append(try VirtioFS(tag: share.tag, socketPath: share.socketPath, failure: config.deviceFailure)) }
+            catch { throw .sharedFolder(tag: share.tag, reason: "\(error)") }
+        }
+        devices += folders as [any VirtioDevice]
+        self.sharedFolders = folders
         guard devices.count <= VirtioLayout.maximumDevices else {
             throw .tooManyDevices(count: devices.count, maximum: VirtioLayout.maximumDevices)
         }
@@ -114,6 +125,7 @@ final class DeviceManager: @unchecked Sendable {
                 try mmioBus.register(TransportWindow(transport), base: VirtioLayout.address(of: index),
                                      size: VirtioLayout.stride, name: "virtio-mmio slot \(index)")
             } catch { throw .badInput("\(error)") }
+            var kicks: [EventFD] = []
             for queue in 0..<device.queueCount {
                 let event: EventFD
                 do { event = try EventFD() } catch { throw .host(error) }
@@ -123,13 +135,18 @@ final class DeviceManager: @unchecked Sendable {
                         address: VirtioLayout.address(of: index) + VirtioMMIOTransport.queueNotifyOffset,
                         length: 4, datamatch: UInt64(queue))
                 } catch { throw .kvm(error) }
+                kicks.append(event)
+                guard !device.queueEventsGoToBackend else { continue }
                 let notifier = QueueNotifier(event: event, transport: transport, queue: queue)
                 do { try loop.add(fd: event.fd, source: notifier) } catch { throw .host(error) }
                 notifiers.append(notifier)
             }
-        }
-        for net in networks {
-            do { try net.register(with: loop) } catch { throw .host(error) }
+            if device.queueEventsGoToBackend {
+                // The backend reads the kicks and writes the irqfd; svm keeps them open.
+                device.connectQueueEvents(kicks: kicks, call: irq)
+                backendQueueEvents += kicks
+            }
+            do { try device.register(with: loop) } catch { throw .host(error) }
         }
     }
 }

@@ -82,7 +82,7 @@ enum MachineBuilder {
         } catch { throw .kvm(error) }
         do {
             memory = try GuestMemory(size: config.memorySize, populate: config.populateMemory,
-                                     backing: config.shareableMemory ? .shareable : .anonymous)
+                                     backing: config.shareableMemory || !config.sharedFolders.isEmpty ? .shareable : .anonymous)
         }
         catch { throw .memory(error) }
         do {

@@ -49,6 +49,14 @@ public struct MachineConfig: Sendable {
     /// stop its program and power off (firmware/initramfs/init, firmware/init).
     public var agentPort = false
 
+    /// Shared folders: a virtio-fs device per entry, served by the vhost-user backend
+    /// (virtiofsd, started by the caller) listening at `socketPath`. Makes guest RAM
+    /// shareable.
+    public var sharedFolders: [SharedFolderConfig] = []
+    /// One line when a device fails while the VM runs (a vhost-user backend that died or
+    /// lied), on whichever thread saw it. The VM goes on; the device needs a reset.
+    public var deviceFailure: @Sendable (String) -> Void = { _ in }
+
     public init(kernelPath: String) {
         self.kernelPath = kernelPath
     }
@@ -99,5 +107,15 @@ public struct VirtioConsoleConfig: Sendable {
         self.role = role
         self.output = output
         self.scanForGuestEvents = scanForGuestEvents
+    }
+}
+
+public struct SharedFolderConfig: Sendable, Equatable {
+    /// What the guest mounts: `mount -t virtiofs TAG /mnt` (1 to 36 bytes).
+    public var tag: String
+    public var socketPath: String
+    public init(tag: String, socketPath: String) {
+        self.tag = tag
+        self.socketPath = socketPath
     }
 }

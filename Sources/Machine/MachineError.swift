@@ -12,6 +12,7 @@ public enum MachineError: Error, CustomStringConvertible {
     case memoryExceedsHost(requested: UInt64, available: UInt64)
     case disk(path: String, reason: String)
     case network(tap: String, reason: String)
+    case sharedFolder(tag: String, reason: String)
     case badMAC(String)
     case tooManyDevices(count: Int, maximum: Int)
     case kvmUnavailable(HostError)
@@ -28,6 +29,7 @@ public enum MachineError: Error, CustomStringConvertible {
             "\(requested >> 20) MiB of guest RAM: the host has only \(available >> 20) MiB available"
         case let .disk(path, reason): "disk \(path): \(reason)"
         case let .network(tap, reason): "TAP \(tap): \(reason)"
+        case let .sharedFolder(tag, reason): "shared folder \(tag): \(reason)"
         case let .badMAC(text): "\(text): not a MAC address"
         case let .tooManyDevices(count, max): "too many virtio devices (\(count)); svm supports \(max)"
         case let .kvmUnavailable(e): "cannot use KVM: \(e) — svm needs /dev/kvm with read-write permission"
@@ -41,7 +43,7 @@ public enum MachineError: Error, CustomStringConvertible {
     /// Problems with what the caller handed svm, as opposed to failures of the host.
     public var isBadInput: Bool {
         switch self {
-        case .badInput, .cpuCount, .memoryExceedsHost, .disk, .network, .badMAC, .tooManyDevices, .boot, .kvmUnavailable:
+        case .badInput, .cpuCount, .memoryExceedsHost, .disk, .network, .sharedFolder, .badMAC, .tooManyDevices, .boot, .kvmUnavailable:
             true
         case .memory(.invalidSize): true
         default: false

@@ -6,6 +6,7 @@ public enum VirtioDeviceType {
     public static let block: UInt32 = 2
     public static let console: UInt32 = 3
     public static let entropy: UInt32 = 4
+    public static let filesystem: UInt32 = 26
 }
 
 /// Device-independent feature bits (virtio 1.x §6, "Reserved Feature Bits").

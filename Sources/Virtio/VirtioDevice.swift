@@ -1,3 +1,4 @@
+import Host
 import Memory
 
 /// A virtio device behind a transport (virtio-mmio here). The transport handles the
@@ -34,6 +35,26 @@ public protocol VirtioDevice: AnyObject, Sendable {
     func processQueue(_ index: Int)
     /// Back to the pre-activation state: queues dropped, pending work discarded.
     func reset()
+
+    // Requirements with defaults (the extension below), so calls through `any VirtioDevice`
+    // reach the devices that implement them.
+    var queueEventsGoToBackend: Bool { get }
+    func connectQueueEvents(kicks: [EventFD], call: EventFD)
+    func register(with loop: EventLoop) throws(HostError)
+}
+
+/// What most devices do not need: devices served outside svm (vhost-user) take the queue
+/// eventfds and the irqfd instead of the event loop, and any device may watch descriptors
+/// of its own.
+extension VirtioDevice {
+    /// True when a backend outside svm consumes the queue kicks and signals used buffers
+    /// on the irqfd itself: the device manager then hands the eventfds to
+    /// `connectQueueEvents` instead of watching them, and the transport reports a used-
+    /// buffer interrupt whenever the driver asks (it cannot see the backend's calls).
+    public var queueEventsGoToBackend: Bool { false }
+    public func connectQueueEvents(kicks: [EventFD], call: EventFD) {}
+    /// Registers descriptors the device watches itself (a TAP, a backend's socket).
+    public func register(with loop: EventLoop) throws(HostError) {}
 }
 
 /// What a device holds between `activate` and `reset`.

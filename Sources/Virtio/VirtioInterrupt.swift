@@ -11,11 +11,17 @@ public final class VirtioInterrupt: Sendable {
     private let generation = Atomic<UInt32>(0)
     private let needsResetFlag = Atomic<Bool>(false)
     private let trigger: @Sendable () -> Void
+    private let usedBuffersSignalledElsewhere: Bool
 
     /// `trigger` raises the device's interrupt line once; it may be called from any thread
     /// (vCPU or event loop) and must not call back into the transport or device.
-    public init(trigger: @escaping @Sendable () -> Void) {
+    /// `usedBuffersSignalledElsewhere`: a backend outside svm writes the irqfd directly
+    /// (vhost-user), so svm never learns why the line fired; InterruptStatus then always
+    /// has the used-buffer bit, and the driver checks its rings on every interrupt (an
+    /// interrupt with nothing new is harmless: vring_interrupt finds no used buffers).
+    public init(trigger: @escaping @Sendable () -> Void, usedBuffersSignalledElsewhere: Bool = false) {
         self.trigger = trigger
+        self.usedBuffersSignalledElsewhere = usedBuffersSignalledElsewhere
     }
 
     /// The driver has used buffers to look at (InterruptStatus bit 0).
@@ -39,7 +45,9 @@ public final class VirtioInterrupt: Sendable {
     }
 
     /// InterruptStatus as the driver reads it.
-    public var interruptStatus: UInt32 { status.load(ordering: .sequentiallyConsistent) }
+    public var interruptStatus: UInt32 {
+        status.load(ordering: .sequentiallyConsistent) | (usedBuffersSignalledElsewhere ? VirtioInterruptBit.usedBuffer : 0)
+    }
     /// ConfigGeneration as the driver reads it.
     public var configGeneration: UInt32 { generation.load(ordering: .sequentiallyConsistent) }
     /// True once `signalNeedsReset()` was called, until the transport resets the device.

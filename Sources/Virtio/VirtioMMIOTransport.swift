@@ -98,7 +98,7 @@ public final class VirtioMMIOTransport: Sendable {
                 queueNotification: (@Sendable (Int) -> Void)? = nil) {
         self.device = device
         self.memory = memory
-        self.interrupt = VirtioInterrupt(trigger: interrupt)
+        self.interrupt = VirtioInterrupt(trigger: interrupt, usedBuffersSignalledElsewhere: device.queueEventsGoToBackend)
         let count = max(device.queueCount, 0)
         let limit = min(device.maxQueueSize, Virtqueue.maximumSize)
         // A QueueNumMax that is not a power of two would make every driver choice invalid.

@@ -158,4 +158,20 @@ int ckvm_accept_cloexec(int listener);
 int ckvm_memfd_create(const char *name);
 int ckvm_memfd_seal_size(int fd);
 
+// vhost-user: `length` bytes with up to 8 fds as SCM_RIGHTS (MSG_NOSIGNAL: a dead backend
+// is EPIPE, not a SIGPIPE that ends svm); and a receive that hands back any fds that came
+// (close-on-exec) so the caller can close them and count them as a protocol error.
+long ckvm_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count);
+long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int capacity, int *count);
+
+// Starts a helper daemon (virtiofsd): fork, then in the child only async-signal-safe
+// calls — its own process group (a ^C on svm's terminal is svm's to handle), SIGKILL when
+// svm dies (PR_SET_PDEATHSIG; svm forks from its main thread, which lives as long as it),
+// an empty signal mask (svm blocks SIGTERM for its signalfd; the daemon must not inherit
+// that), stdin from /dev/null, stdout and stderr to `log_fd`; if `readonly_source` is set,
+// a private mount namespace where that directory is a read-only bind mount of itself, so
+// the daemon cannot write there whatever the guest asks; then execv. Returns the pid, or
+// -1 with errno. A child that cannot set itself up writes one line to `log_fd` and exits 126.
+int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source);
+
 #endif

@@ -1,0 +1,142 @@
+import CKVM
+import Glibc
+import Host
+
+/// One virtiofsd serving one shared folder: QEMU's C virtiofsd from Debian's
+/// qemu-system-common, run with its namespace sandbox (it pivots into the shared
+/// directory, in its own mount, pid and network namespaces). A read-only share is a
+/// read-only bind mount in a mount namespace made for the daemon before it starts, so the
+/// host refuses writes whatever the guest's mount flags say.
+///
+/// The daemon dies with svm on every way out: `stop()` on a normal end, PR_SET_PDEATHSIG
+/// when svm is killed (see `ckvm_spawn_daemon`), and it leaves by itself when the
+/// vhost-user connection closes.
+public final class Virtiofsd: @unchecked Sendable {
+    public static let defaultPath = "/usr/lib/qemu/virtiofsd"
+    public static let package = "qemu-system-common"
+
+    public let tag: String
+    public let source: String
+    public let readOnly: Bool
+    public let socketPath: String
+    public let logPath: String
+    public private(set) var pid: pid_t
+
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case missing(String)
+        case notADirectory(String, HostError)
+        case needsRoot
+        case spawn(HostError)
+        case exited(status: Int32, lastLine: String)
+        case noSocket(seconds: Double)
+        public var description: String {
+            switch self {
+            case let .missing(path): "\(path) not found: virtiofsd is in Debian's \(Virtiofsd.package) package (apt-get install \(Virtiofsd.package))"
+            case let .notADirectory(path, e): "\(path): \(e.errno == ENOTDIR ? "not a directory" : "\(e)")"
+            case .needsRoot: "shared folders need root: virtiofsd's sandbox makes namespaces and bind mounts"
+            case let .spawn(e): "starting virtiofsd: \(e)"
+            case let .exited(status, line): "virtiofsd exited (status \(status))\(line.isEmpty ? "" : ": \(line)")"
+            case let .noSocket(s): "virtiofsd did not open its socket within \(s) s"
+            }
+        }
+    }
+
+    /// Starts the daemon for `source` with its socket and log in `directory` and waits
+    /// (up to `timeout` seconds) until it accepts connections.
+    public init(tag: String, source: String, readOnly: Bool, directory: String, executable: String = Virtiofsd.defaultPath,
+                timeout: Double = 10) throws(Failure) {
+        guard access(executable, X_OK) == 0 else { throw .missing(executable) }
+        guard geteuid() == 0 else { throw .needsRoot }
+        var st = stat()
+        guard stat(source, &st) == 0 else { throw .notADirectory(source, .last("stat")) }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(source, HostError("stat", errno: ENOTDIR)) }
+        // Resolved, so the bind mount and virtiofsd see the directory the user meant even
+        // if a component is a symlink someone swaps later.
+        guard let resolved = realpath(source, nil) else { throw .notADirectory(source, .last("realpath")) }
+        self.source = String(cString: resolved)
+        free(resolved)
+        self.tag = tag
+        self.readOnly = readOnly
+        let name = Self.fileName(for: tag)
+        socketPath = directory + "/" + name + ".sock"
+        logPath = directory + "/" + name + ".log"
+        unlink(socketPath)
+        let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard log >= 0 else { throw .spawn(.last("open \(logPath)")) }
+        defer { close(log) }
+        let arguments = [executable, "--socket-path=\(socketPath)", "-o", "source=\(self.source)",
+                         "-o", "sandbox=namespace", "-o", "cache=auto", "-o", "no_posix_lock", "-o", "no_xattr"]
+        pid = Self.spawn(executable, arguments, log: log, readOnlySource: readOnly ? self.source : nil)
+        guard pid > 0 else { throw .spawn(.last("fork")) }
+        do { try waitForSocket(timeout: timeout) } catch {
+            stop()
+            throw error
+        }
+    }
+
+    /// Tags may hold any bytes; file names in the state directory get a safe spelling.
+    static func fileName(for tag: String) -> String {
+        let safe = tag.unicodeScalars.map { c -> String in
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_") ? String(c) : "_"
+        }.joined()
+        return "virtiofsd-" + safe
+    }
+
+    private static func spawn(_ path: String, _ arguments: [String], log: Int32, readOnlySource: String?) -> pid_t {
+        // The argv is built before fork: the child only calls async-signal-safe functions.
+        var cArguments = arguments.map { strdup($0) } + [nil]
+        defer { for p in cArguments { free(p) } }
+        return cArguments.withUnsafeMutableBufferPointer { argv in
+            if let readOnlySource {
+                return readOnlySource.withCString { ckvm_spawn_daemon(path, argv.baseAddress, log, $0) }
+            }
+            return ckvm_spawn_daemon(path, argv.baseAddress, log, nil)
+        }
+    }
+
+    private func waitForSocket(timeout: Double) throws(Failure) {
+        let deadline = MonotonicClock.now() + timeout
+        while MonotonicClock.now() < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                pid = 0
+                throw .exited(status: (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), lastLine: lastLogLine())
+            }
+            if access(socketPath, F_OK) == 0 { return }
+            usleep(10_000)
+        }
+        throw .noSocket(seconds: timeout)
+    }
+
+    /// virtiofsd's last line of output, for the one line svm prints when it fails.
+    public func lastLogLine() -> String {
+        guard let bytes = try? FileIO.readFile(logPath, limit: 64 << 10) else { return "" }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        return lines.last.map(String.init) ?? ""
+    }
+
+    /// True while the daemon runs (reaps it when it has exited).
+    public var isRunning: Bool {
+        guard pid > 0 else { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { pid = 0; return false }
+        return true
+    }
+
+    /// SIGTERM, up to a second's grace, then SIGKILL; always reaps. Removes the socket.
+    public func stop() {
+        defer { unlink(socketPath) }
+        guard pid > 0 else { return }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<100 {
+            if waitpid(pid, &status, WNOHANG) == pid { pid = 0; return }
+            usleep(10_000)
+        }
+        kill(pid, SIGKILL)
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        pid = 0
+    }
+
+    deinit { stop() }
+}
