@@ -83,7 +83,7 @@ public struct StateDirectory: Sendable {
             throw .host(HostError("flock \(lockPath)", errno: e))
         }
         // A dead VM's leftovers go; the lock file stays (we hold it).
-        for file in VMClaim.files { unlink(dir + "/" + file) }
+        VMClaim.removeFiles(in: dir, lock: false)
         return VMClaim(name: name, directory: dir, lockFD: fd)
     }
 
@@ -130,7 +130,7 @@ public struct StateDirectory: Sendable {
     public func remove(_ name: String) throws(Failure) {
         guard let record = record(of: name) else { throw .noSuchVM(name) }
         guard !record.live else { throw .running(name) }
-        for file in VMClaim.files + ["lock"] { unlink(record.directory + "/" + file) }
+        VMClaim.removeFiles(in: record.directory, lock: true)
         guard rmdir(record.directory) == 0 else { throw .host(.last("rmdir \(record.directory)")) }
     }
 }
@@ -172,9 +172,26 @@ public struct VMClaim: Sendable {
     /// Removes the directory of a VM that never ran (it failed before starting), then
     /// lets the lock go: nothing is left behind.
     public func discard() {
-        for file in Self.files + ["lock"] { unlink(directory + "/" + file) }
+        Self.removeFiles(in: directory, lock: true)
         rmdir(directory)
         release()
+    }
+
+    /// Files with this prefix belong to a shared folder's virtiofsd (its socket and log).
+    public static let shareFilePrefix = "virtiofsd-"
+
+    /// The files svm puts in a VM directory, and nothing else: a stranger's file keeps
+    /// the directory from going (rmdir fails) rather than being deleted.
+    static func removeFiles(in directory: String, lock: Bool) {
+        for file in files + (lock ? ["lock"] : []) { unlink(directory + "/" + file) }
+        guard let d = opendir(directory) else { return }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name.hasPrefix(shareFilePrefix) { names.append(name) }
+        }
+        for name in names { unlink(directory + "/" + name) }
     }
 }
 

@@ -222,6 +222,12 @@ public final class Machine: @unchecked Sendable {
     /// The virtio console with `role`, for callers that feed or watch one.
     public func console(role: ConsoleRole) -> VirtioConsole? { devices.console(role: role) }
 
+    /// How the virtio-fs device of the shared folder `tag` is doing ("running", "waiting
+    /// for the driver", "failed: …"); nil if there is none.
+    public func sharedFolderHealth(tag: String) -> String? {
+        devices.sharedFolders.first { $0.tag == tag }?.health.description
+    }
+
     /// Console output seen by the kernel-console scanner (serial port, and virtio consoles
     /// configured with `scanForGuestEvents`).
     func scanConsole(_ bytes: some Sequence<UInt8>) {

@@ -57,6 +57,7 @@ enum BootConfiguration {
         case let .disk(path, reason): "--disk \(path): \(reason)"
         case let .network(tap, reason): "--net tap=\(tap): \(reason)"
         case let .badMAC(text): "--net mac=\(text): not a MAC address"
+        case let .sharedFolder(tag, reason): "--share ...:\(tag): \(reason)"
         default: "\(error)"
         }
     }

@@ -15,6 +15,7 @@ extension BootOptions {
                 if let mac = n.mac { fields["mac"] = .string(mac) }
                 return .object(fields)
             }),
+            "shares": .array(shares.map { .object(["source": .string($0.source), "tag": .string($0.tag), "readOnly": .bool($0.readOnly)]) }),
             "virtioConsole": .bool(virtioConsole),
             "prefault": .bool(prefault),
             "detach": .bool(detach),
@@ -68,6 +69,14 @@ extension BootOptions {
                 let mac = item["mac"]
                 guard mac == nil || mac == .null || mac?.string != nil else { return nil }
                 o.networks.append(NetworkConfig(tapName: tap, mac: mac?.string))
+            }
+        }
+        if let v = fields["shares"] {
+            guard let items = v.array else { return nil }
+            for item in items {
+                guard let source = item["source"]?.string, let tag = item["tag"]?.string,
+                      let readOnly = item["readOnly"]?.bool else { return nil }
+                o.shares.append(ShareOption(source: source, tag: tag, readOnly: readOnly))
             }
         }
         self = o

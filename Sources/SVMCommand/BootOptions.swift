@@ -13,6 +13,8 @@ public struct BootOptions: Sendable, Codable, Equatable {
     public var timeout: Double?
     public var disks: [DiskConfig] = []
     public var networks: [NetworkConfig] = []
+    /// `--share HOST_DIR:TAG[,ro]`: shared folders (virtio-fs, one virtiofsd each).
+    public var shares: [ShareOption] = []
     public var virtioConsole = false
     public var prefault = false
     /// The VM's name (`--name`); nil picks `svm-` and 8 hex digits.
@@ -35,6 +37,11 @@ public struct BootOptions: Sendable, Codable, Equatable {
         .value("--timeout", "-t") { (o, v) throws(UsageError) in o.timeout = try OptionValues.timeout(v) },
         .value("--disk") { (o, v) throws(UsageError) in o.disks.append(try parseDisk(v)) },
         .value("--net", "-n") { (o, v) throws(UsageError) in o.networks.append(try parseNetwork(v)) },
+        .value("--share", "-s") { (o, v) throws(UsageError) in
+            let share = try parseShare(v)
+            guard !o.shares.contains(where: { $0.tag == share.tag }) else { throw UsageError("--share \(v): tag \(share.tag) is used twice") }
+            o.shares.append(share)
+        },
         .value("--console") { (o, v) throws(UsageError) in
             switch v {
             case "serial": o.virtioConsole = false
@@ -73,6 +80,28 @@ public struct BootOptions: Sendable, Codable, Equatable {
         return disk
     }
 
+    /// `HOST_DIR:TAG[,ro]` (also `readonly`). The directory is the part before the last
+    /// colon, so a path may hold colons; the tag is what the guest mounts.
+    static func parseShare(_ text: String) throws(UsageError) -> ShareOption {
+        var options = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let main = options.removeFirst()
+        guard let colon = main.lastIndex(of: ":") else { throw UsageError("--share \(text): expected HOST_DIR:TAG[,ro]") }
+        let source = String(main[..<colon]), tag = String(main[main.index(after: colon)...])
+        guard !source.isEmpty else { throw UsageError("--share \(text): needs a host directory") }
+        guard !tag.isEmpty, tag.utf8.count <= 36 else { throw UsageError("--share \(text): the tag must be 1 to 36 bytes") }
+        guard tag.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+            throw UsageError("--share \(text): the tag may not hold spaces or control characters")
+        }
+        var share = ShareOption(source: source, tag: tag)
+        for option in options {
+            switch option {
+            case "ro", "readonly": share.readOnly = true
+            default: throw UsageError("--share \(text): unknown option '\(option)' (only ro)")
+            }
+        }
+        return share
+    }
+
     /// `tap=NAME[,mac=XX:XX:XX:XX:XX:XX]`.
     static func parseNetwork(_ text: String) throws(UsageError) -> NetworkConfig {
         var tap: String?
@@ -84,5 +113,17 @@ public struct BootOptions: Sendable, Codable, Equatable {
         }
         guard let tap, !tap.isEmpty else { throw UsageError("--net \(text): needs tap=NAME") }
         return NetworkConfig(tapName: tap, mac: mac)
+    }
+}
+
+/// One `--share`: a host directory the guest mounts with `mount -t virtiofs TAG DIR`.
+public struct ShareOption: Sendable, Codable, Equatable {
+    public var source: String
+    public var tag: String
+    public var readOnly = false
+    public init(source: String, tag: String, readOnly: Bool = false) {
+        self.source = source
+        self.tag = tag
+        self.readOnly = readOnly
     }
 }

@@ -66,6 +66,12 @@ enum HelpText {
       -n, --net tap=NAME[,mac=MAC]
                            a virtio-net interface on an existing host TAP device
                            (scripts/tap-setup creates and addresses one)
+      -s, --share HOST_DIR:TAG[,ro]
+                           a live shared folder (virtio-fs): the guest mounts it with
+                           `mount -t virtiofs TAG /mnt`; changes show on both sides at
+                           once. One virtiofsd (package qemu-system-common) per share, in
+                           its namespace sandbox; ro is enforced on the host (a read-only
+                           bind mount), not only by the guest's mount flags. Needs root.
           --console serial|virtio
                            where the guest console is: the 16550 UART (ttyS0, default) or
                            virtio-console (hvc0; early boot messages still come from ttyS0)

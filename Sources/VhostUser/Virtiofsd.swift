@@ -43,7 +43,9 @@ public final class Virtiofsd: @unchecked Sendable {
 
     /// Starts the daemon for `source` with its socket and log in `directory` and waits
     /// (up to `timeout` seconds) until it accepts connections.
-    public init(tag: String, source: String, readOnly: Bool, directory: String, executable: String = Virtiofsd.defaultPath,
+    /// Files are named by `index` (the share's place on the command line), not by tag: a
+    /// Unix socket path holds at most 107 bytes, and tags may be 36 bytes of anything.
+    public init(index: Int, tag: String, source: String, readOnly: Bool, directory: String, executable: String = Virtiofsd.defaultPath,
                 timeout: Double = 10) throws(Failure) {
         guard access(executable, X_OK) == 0 else { throw .missing(executable) }
         guard geteuid() == 0 else { throw .needsRoot }
@@ -57,7 +59,7 @@ public final class Virtiofsd: @unchecked Sendable {
         free(resolved)
         self.tag = tag
         self.readOnly = readOnly
-        let name = Self.fileName(for: tag)
+        let name = Self.filePrefix + String(index)
         socketPath = directory + "/" + name + ".sock"
         logPath = directory + "/" + name + ".log"
         unlink(socketPath)
@@ -74,13 +76,8 @@ public final class Virtiofsd: @unchecked Sendable {
         }
     }
 
-    /// Tags may hold any bytes; file names in the state directory get a safe spelling.
-    static func fileName(for tag: String) -> String {
-        let safe = tag.unicodeScalars.map { c -> String in
-            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "-" || c == "_") ? String(c) : "_"
-        }.joined()
-        return "virtiofsd-" + safe
-    }
+    /// What the state directory's cleanup looks for (Control's `VMClaim.shareFilePrefix`).
+    public static let filePrefix = "virtiofsd-"
 
     private static func spawn(_ path: String, _ arguments: [String], log: Int32, readOnlySource: String?) -> pid_t {
         // The argv is built before fork: the child only calls async-signal-safe functions.

@@ -78,7 +78,9 @@ final class BootOptionsJSONTests: XCTestCase {
         var full = try BootOptions.parse(["--kernel", "/k \"q\"", "--initrd", "i", "--cmdline", "console=ttyS0 a=\\b",
                                           "--mem", "2G", "--cpus", "2", "--timeout", "1.5", "--disk", "/d,ro",
                                           "--disk", "/e", "--net", "tap=t0,mac=52:54:00:12:34:56", "--net", "tap=t1",
-                                          "--console", "virtio", "--prefault", "--name", "web", "-d"])
+                                          "--console", "virtio", "--prefault", "--name", "web", "-d",
+                                          "--share", "/srv/a:b:data", "--share", "/ro:tag2,ro"])
+        XCTAssertEqual(full.shares, [ShareOption(source: "/srv/a:b", tag: "data"), ShareOption(source: "/ro", tag: "tag2", readOnly: true)])
         full.help = true
         let firmwareOnly = try BootOptions.parse(["--firmware", "/fw"])
         for o in [BootOptions(), full, firmwareOnly] {
@@ -96,6 +98,21 @@ final class BootOptionsJSONTests: XCTestCase {
         for text in [#"[]"#, #"{"cpus":"2"}"#, #"{"memory":-1}"#, #"{"disks":[{"path":1,"readOnly":false}]}"#,
                      #"{"networks":[{"tapName":"t","mac":5}]}"#, #"{"prefault":1}"#, #"{"kernel":3}"#, "{"] {
             XCTAssertNil(BootOptions(configJSON: Array(text.utf8)), text)
+        }
+    }
+}
+
+final class ShareOptionTests: XCTestCase {
+    func testBadSharesAreUsageErrors() {
+        for (text, message) in [("/x", "expected HOST_DIR:TAG"), (":t", "needs a host directory"), ("/x:", "1 to 36 bytes"),
+                                ("/x:" + String(repeating: "t", count: 37), "1 to 36 bytes"), ("/x:a b", "spaces"),
+                                ("/x:t,rw", "unknown option 'rw'")] {
+            XCTAssertThrowsError(try BootOptions.parse(["--share", text]), text) {
+                XCTAssertTrue("\($0)".contains(message), "\(text): \($0)")
+            }
+        }
+        XCTAssertThrowsError(try BootOptions.parse(["--share", "/a:t", "--share", "/b:t"])) {
+            XCTAssertTrue("\($0)".contains("used twice"), "\($0)")
         }
     }
 }

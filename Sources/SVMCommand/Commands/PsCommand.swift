@@ -34,6 +34,9 @@ enum PsCommand {
         var memory: Int?
         var uptime: Double?
         var kernel: String?
+        /// Shared folders by tag: `tag`, `tag(ro)`, and `(failed)` when the VM reports its
+        /// virtio-fs device or virtiofsd gone.
+        var shares: [String] = []
 
         /// The JSON of `ps --format json`: absent values are left out.
         var controlValue: ControlValue {
@@ -44,6 +47,7 @@ enum PsCommand {
             if let memory { o["memory"] = .int(memory) }
             if let uptime { o["uptime"] = .double(uptime) }
             if let kernel { o["kernel"] = .string(kernel) }
+            o["shares"] = .array(shares.map { .string($0) })
             return .object(o)
         }
     }
@@ -76,7 +80,8 @@ enum PsCommand {
         let saved = ManagedVMs.savedOptions(record)
         var row = Row(name: record.name, state: "exited", status: nil, pid: record.pid.map(Int.init),
                       cpus: saved?.cpus, memory: saved.map { Int($0.memory) }, uptime: nil,
-                      kernel: saved.flatMap { $0.firmware ?? $0.kernel })
+                      kernel: saved.flatMap { $0.firmware ?? $0.kernel },
+                      shares: (saved?.shares ?? []).map { $0.tag + ($0.readOnly ? "(ro)" : "") })
         guard record.live else {
             row.status = record.exit?.status
             row.pid = nil
@@ -87,6 +92,13 @@ enum PsCommand {
             row.state = reply.fields["state"]?.string ?? "running"
             row.pid = reply.fields["pid"]?.int ?? row.pid
             row.uptime = reply.fields["uptime"]?.double
+            if let shares = reply.fields["shares"]?.array {
+                row.shares = shares.map { s in
+                    let tag = s["tag"]?.string ?? "?"
+                    let failed = s["virtiofsd"]?.string != "running" || s["device"]?.string?.hasPrefix("failed") == true
+                    return tag + (s["readOnly"]?.bool == true ? "(ro)" : "") + (failed ? "(failed)" : "")
+                }
+            }
         case .failure:
             // Alive (it holds the lock) but not answering yet: starting, or busy.
             row.state = "running"
@@ -100,10 +112,11 @@ enum PsCommand {
     }
 
     static func table(_ rows: [Row]) -> String {
-        var lines = [["NAME", "STATE", "PID", "CPUS", "MEM", "UPTIME", "KERNEL"]]
+        var lines = [["NAME", "STATE", "PID", "CPUS", "MEM", "UPTIME", "SHARES", "KERNEL"]]
         for r in rows {
             lines.append([r.name, stateText(r), r.pid.map(String.init) ?? "-", r.cpus.map(String.init) ?? "-",
-                          r.memory.map { "\($0 >> 20)M" } ?? "-", r.uptime.map(duration) ?? "-", r.kernel ?? "-"])
+                          r.memory.map { "\($0 >> 20)M" } ?? "-", r.uptime.map(duration) ?? "-",
+                          r.shares.isEmpty ? "-" : r.shares.joined(separator: ","), r.kernel ?? "-"])
         }
         var widths = [Int](repeating: 0, count: lines[0].count)
         for l in lines { for (i, c) in l.enumerated() { widths[i] = max(widths[i], c.count) } }

@@ -3,6 +3,7 @@ import Glibc
 import Host
 import Machine
 import Synchronization
+import VhostUser
 
 /// The process a managed VM lives in, foreground or detached: it holds the VM's claim on
 /// its state directory (the lock), serves its control socket, keeps its bounded console
@@ -17,6 +18,9 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
     private(set) var machine: Machine!
     private var attached: AttachedClients?
     private var server: ControlServer?
+    /// One virtiofsd per `--share`, in share order; ended in `finish` (and by their deinit
+    /// on any other way out).
+    private var shareDaemons: [Virtiofsd] = []
     private let startedAt = time(nil)
 
     init(name: String, claim: VMClaim, options: BootOptions) throws(HostError) {
@@ -31,12 +35,30 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
     func build(echo: Int32?) throws(MachineError) {
         let log = self.log
         let fanOut = FanOut()
-        let config = BootConfiguration.machineConfig(options) { bytes in
+        var config = BootConfiguration.machineConfig(options) { bytes in
             if let echo { writeAll(bytes, to: echo) }
             log.append(bytes)
             fanOut.clients?.broadcast(bytes)
         }
-        machine = try Machine(config: config)
+        for (index, share) in options.shares.enumerated() {
+            do {
+                shareDaemons.append(try Virtiofsd(index: index, tag: share.tag, source: share.source, readOnly: share.readOnly,
+                                                  directory: claim.directory))
+            } catch {
+                stopShares()
+                throw .sharedFolder(tag: share.tag, reason: "\(error)")
+            }
+        }
+        config.sharedFolders = shareDaemons.map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
+        config.deviceFailure = { line in
+            // On stderr for whoever watches svm, and in the log for `svm logs`.
+            SVMCommand.printErr(line)
+            log.append(Array("\r\nsvm: \(line)\r\n".utf8))
+        }
+        do { machine = try Machine(config: config) } catch {
+            stopShares()
+            throw error
+        }
         let clients = AttachedClients(machine: machine)
         fanOut.clients = clients
         attached = clients
@@ -59,6 +81,11 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
         try? claim.writeExitRecord(ExitRecord(status: Int(status), reason: BootConfiguration.message(for: exit, timeout: options.timeout) ?? "exited", endedAt: Double(time(nil))))
         server?.stop()
         attached?.stop()
+        stopShares()
+    }
+
+    func stopShares() {
+        for daemon in shareDaemons { daemon.stop() }
     }
 
     // MARK: ControlHandler
@@ -98,7 +125,11 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             "startedAt": .int(startedAt),
             "uptime": .double(machine.uptime ?? 0),
             "attached": .int(attached?.count ?? 0),
-            "shares": .array([]),
+            "shares": .array(zip(options.shares, shareDaemons).map { share, daemon in
+                .object(["tag": .string(share.tag), "source": .string(daemon.source), "readOnly": .bool(share.readOnly),
+                         "virtiofsd": .string(daemon.isRunning ? "running" : "exited"),
+                         "device": .string(machine.sharedFolderHealth(tag: share.tag) ?? "absent")])
+            }),
         ]
         if let c = options.commandLine { fields["cmdline"] = .string(c) }
         return fields
