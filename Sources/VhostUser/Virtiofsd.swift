@@ -68,6 +68,11 @@ public final class Virtiofsd: @unchecked Sendable {
         defer { close(log) }
         let arguments = [executable, "--socket-path=\(socketPath)", "-o", "source=\(self.source)",
                          "-o", "sandbox=namespace", "-o", "cache=auto", "-o", "no_posix_lock", "-o", "no_xattr"]
+        // virtiofsd's sandbox forks its server into a new pid namespace; when svm ends the
+        // first process, that child would be re-parented to the host's init. As a
+        // subreaper svm gets it instead and `reapOrphans` waits for it, so no virtiofsd
+        // is still running when svm exits.
+        _ = ckvm_become_subreaper()
         pid = Self.spawn(executable, arguments, log: log, readOnlySource: readOnly ? self.source : nil)
         guard pid > 0 else { throw .spawn(.last("fork")) }
         do { try waitForSocket(timeout: timeout) } catch {
@@ -133,6 +138,19 @@ public final class Virtiofsd: @unchecked Sendable {
         kill(pid, SIGKILL)
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         pid = 0
+    }
+
+    /// After every daemon's `stop()`: waits (up to `timeout` s) for their re-parented
+    /// server processes, which die of PR_SET_PDEATHSIG once their parent is gone. Only for
+    /// a process whose other children are all gone too (svm's VM process has none).
+    public static func reapOrphans(timeout: Double = 2) {
+        let deadline = MonotonicClock.now() + timeout
+        var status: Int32 = 0
+        while MonotonicClock.now() < deadline {
+            let r = waitpid(-1, &status, WNOHANG)
+            if r < 0 && errno == ECHILD { return }
+            if r <= 0 { usleep(5_000) }
+        }
     }
 
     deinit { stop() }

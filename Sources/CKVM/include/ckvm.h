@@ -172,6 +172,7 @@ long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int ca
 // a private mount namespace where that directory is a read-only bind mount of itself, so
 // the daemon cannot write there whatever the guest asks; then execv. Returns the pid, or
 // -1 with errno. A child that cannot set itself up writes one line to `log_fd` and exits 126.
+static inline int ckvm_become_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source);
 
 #endif

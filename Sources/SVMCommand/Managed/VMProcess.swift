@@ -85,7 +85,9 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
     }
 
     func stopShares() {
+        guard !shareDaemons.isEmpty else { return }
         for daemon in shareDaemons { daemon.stop() }
+        Virtiofsd.reapOrphans()
     }
 
     // MARK: ControlHandler
