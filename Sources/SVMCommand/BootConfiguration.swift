@@ -57,7 +57,8 @@ enum BootConfiguration {
         case let .disk(path, reason): "--disk \(path): \(reason)"
         case let .network(tap, reason): "--net tap=\(tap): \(reason)"
         case let .badMAC(text): "--net mac=\(text): not a MAC address"
-        case let .sharedFolder(tag, reason): "--share ...:\(tag): \(reason)"
+        // VMProcess puts SOURCE:TAG at the front of the reason: the Machine knows only tags.
+        case let .sharedFolder(_, reason): "--share \(reason)"
         default: "\(error)"
         }
     }

@@ -32,7 +32,8 @@ public final class Virtiofsd: @unchecked Sendable {
         public var description: String {
             switch self {
             case let .missing(path): "\(path) not found: virtiofsd is in Debian's \(Virtiofsd.package) package (apt-get install \(Virtiofsd.package))"
-            case let .notADirectory(path, e): "\(path): \(e.errno == ENOTDIR ? "not a directory" : "\(e)")"
+            // The caller names the path (svm: "--share PATH:TAG: …").
+            case let .notADirectory(_, e): e.errno == ENOTDIR ? "not a directory" : "\(e)"
             case .needsRoot: "shared folders need root: virtiofsd's sandbox makes namespaces and bind mounts"
             case let .spawn(e): "starting virtiofsd: \(e)"
             case let .exited(status, line): "virtiofsd exited (status \(status))\(line.isEmpty ? "" : ": \(line)")"

@@ -46,7 +46,7 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
                                                   directory: claim.directory))
             } catch {
                 stopShares()
-                throw .sharedFolder(tag: share.tag, reason: "\(error)")
+                throw .sharedFolder(tag: share.tag, reason: "\(share.source):\(share.tag): \(error)")
             }
         }
         config.sharedFolders = shareDaemons.map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
@@ -57,6 +57,9 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
         }
         do { machine = try Machine(config: config) } catch {
             stopShares()
+            if case let .sharedFolder(tag, reason) = error, let share = options.shares.first(where: { $0.tag == tag }) {
+                throw .sharedFolder(tag: tag, reason: "\(share.source):\(tag): \(reason)")
+            }
             throw error
         }
         let clients = AttachedClients(machine: machine)
