@@ -38,6 +38,12 @@ public struct RunRequest: Sendable, Equatable {
     /// `--tty`: give the program a terminal even when svm's stdin and stdout are not
     /// both terminals (when they are, it gets one anyway).
     public var tty: Bool = false
+    /// `--user UID[:GID]`: the program's identity instead of nobody (65534:65534).
+    public var userID: UInt32?
+    public var groupID: UInt32?
+    /// `--copy-volumes`: copy volumes in and read-write ones back at the end (the path
+    /// taken anyway where live shares cannot be: not root, or no virtiofsd).
+    public var copyVolumes = false
 
     /// /tmp is a tmpfs the program can write to whoever it runs as; "/" is the initramfs
     /// root, which belongs to root.

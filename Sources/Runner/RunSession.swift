@@ -2,6 +2,7 @@ import Glibc
 import Host
 import Machine
 import Sandbox
+import VhostUser
 
 /// One `svm run`: packs the program into an initramfs, boots a throwaway VM on it with
 /// three virtio consoles (hvc0 → our stdout, hvc1 → our stderr, hvc2 ↔ the control
@@ -58,8 +59,9 @@ public final class RunSession {
         let tty = request.tty || (isatty(io.input) == 1 && isatty(io.output) == 1)
         let forwardStdin = StdinForwarder.shouldForward(fd: io.input, tty: tty)
         let terminal = tty ? TerminalSize.of(fd: io.input) ?? TerminalSize.of(fd: io.output) ?? (0, 0) : nil
+        let live = LiveVolumes.possible(for: request)
         let image = try SandboxImage.build(request: request, initBinary: initBinary, forwardStdin: forwardStdin && !tty,
-                                           terminal: terminal,
+                                           terminal: terminal, liveVolumes: live,
                                            environment: environment,
                                            note: { [io] in io.message("note: \($0)") }, interrupted: interrupted)
         defer { image.directory.remove() }
@@ -68,7 +70,11 @@ public final class RunSession {
         let consoleTail = request.verbose ? nil : try ConsoleTail()
         defer { consoleTail?.close() }
         let control = try ControlChannel()
-        let copyOut = request.volumes.contains { !$0.readOnly } ? try CopyOutCollector(environment: environment) : nil
+        let copyOut = !live && request.volumes.contains { !$0.readOnly } ? try CopyOutCollector(environment: environment) : nil
+        // Live volumes: a virtiofsd each, until the VM is gone (the defer runs on every way
+        // out of here, after the Machine has ended).
+        let shares = live ? try LiveVolumes(request.volumes, environment: environment) : nil
+        defer { shares?.stop() }
         var config = MachineConfig(kernelPath: kernel)
         config.initrdPath = image.initrdPath
         config.memorySize = request.memory
@@ -77,6 +83,10 @@ public final class RunSession {
         let serialFD = consoleTail?.writeFD ?? io.error
         config.serialOutput = { bytes in writeAll(bytes, to: serialFD) }
         config.networks = request.networks
+        if let shares {
+            config.sharedFolders = shares.folders
+            config.deviceFailure = { [io] line in io.message(line) }
+        }
         let (outFD, errFD) = (io.output, io.error)
         config.virtioConsoles = [
             VirtioConsoleConfig(role: .programOutput) { bytes in writeAll(bytes, to: outFD) },

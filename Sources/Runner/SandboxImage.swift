@@ -33,14 +33,17 @@ public struct SandboxImage {
     ///   - environment: the host environment (PATH for the program lookup, TMPDIR).
     ///   - note: receives one line for each volume entry that is skipped.
     ///   - interrupted: polled while copying; a signal number stops the build.
+    /// `liveVolumes`: the volumes are virtio-fs shares the caller serves (nothing of them
+    /// goes in the image; the init mounts tag `svm-vol-N`).
     public static func build(request: RunRequest, initBinary: String, forwardStdin: Bool,
                              terminal: (rows: UInt16, columns: UInt16)? = nil,
+                             liveVolumes: Bool = false,
                              environment: [String: String],
                              note: (String) -> Void = { _ in },
                              interrupted: () -> Int32? = { nil }) throws(RunError) -> SandboxImage {
         let dependencies = try resolveProgram(request.program, hostPath: environment["PATH"] ?? RunRequest.defaultPath)
         try checkVolumes(request.volumes)
-        var job = makeJob(request: request, dependencies: dependencies, forwardStdin: forwardStdin)
+        var job = makeJob(request: request, dependencies: dependencies, forwardStdin: forwardStdin, liveVolumes: liveVolumes)
         if let terminal {
             job.tty = true
             job.hasStdin = false  // terminal input goes straight to hvc0
@@ -81,6 +84,7 @@ public struct SandboxImage {
             if stat(directory.path, &own) == 0 { packer.excluded = (UInt64(own.st_dev), UInt64(own.st_ino)) }
             var copiedIn: [Set<String>] = []
             for (index, volume) in request.volumes.enumerated() {
+                if liveVolumes { copiedIn.append([]); continue }
                 copiedIn.append(try packer.pack(hostRoot: volume.hostPath, at: "svm/volumes/\(index)", into: &writer,
                                                 note: note, interrupted: interrupted))
             }
@@ -130,7 +134,8 @@ public struct SandboxImage {
 
     /// uid/gid nobody unless root; PATH (and LD_LIBRARY_PATH when the guest's loader needs
     /// it) first, then the user's entries, a later KEY replacing an earlier one in place.
-    static func makeJob(request: RunRequest, dependencies: ProgramDependencies, forwardStdin: Bool) -> SandboxJob {
+    static func makeJob(request: RunRequest, dependencies: ProgramDependencies, forwardStdin: Bool,
+                        liveVolumes: Bool = false) -> SandboxJob {
         var env = ["PATH=" + RunRequest.defaultPath]
         if !dependencies.guestLibraryPath.isEmpty {
             env.append("LD_LIBRARY_PATH=" + dependencies.guestLibraryPath.joined(separator: ":"))
@@ -144,8 +149,9 @@ public struct SandboxImage {
             }
         }
         let id = request.root ? 0 : SandboxJob.nobody
+        let uid = request.userID ?? id
         return SandboxJob(argv: [dependencies.program] + request.arguments, env: env, workdir: request.workdir,
-                          uid: id, gid: id, hasStdin: forwardStdin,
-                          volumes: request.volumes.map { .init(guestPath: $0.guestPath, readOnly: $0.readOnly) })
+                          uid: uid, gid: request.groupID ?? (request.userID != nil ? uid : id), hasStdin: forwardStdin,
+                          volumes: request.volumes.map { .init(guestPath: $0.guestPath, readOnly: $0.readOnly, live: liveVolumes) })
     }
 }

@@ -104,8 +104,8 @@ enum HelpText {
     stderr come back byte for byte on svm's stdout and stderr, stdin is forwarded when it
     is a pipe or a file, and svm exits with the program's status. When stdin and stdout
     are both terminals (or with --tty) the program gets a terminal instead. Nothing of
-    the host is visible in the guest except what is copied in; the VM and everything in
-    it are gone afterwards.
+    the host is visible in the guest except its volumes; the VM and everything in it are
+    gone afterwards.
 
     PROGRAM is looked up on the host PATH unless it contains a "/". Scripts are not
     programs: run their interpreter (svm run -- /bin/sh script.sh, with the script in a
@@ -123,8 +123,15 @@ enum HelpText {
       -w, --workdir DIR    the program's working directory in the guest (default /tmp,
                            a tmpfs it can write to); created if missing
       -v, --volume HOST:GUEST[:ro]
-                           copy the host directory HOST into the guest at GUEST (repeatable).
-                           Volumes are COPIED in when svm starts and, unless :ro,
+                           the host directory HOST at GUEST in the guest (repeatable).
+                           Run as root (with virtiofsd, package qemu-system-common),
+                           volumes are LIVE shares (virtio-fs): the program's writes are on
+                           the host as they happen, whatever their size, and stay there
+                           however it ends (--timeout and signals included). Ownership and
+                           permissions are the host's: the program writes where its uid
+                           (nobody, 65534, unless --user or --root) may write on the host.
+                           :ro is enforced on the host. As a user other than root, or with
+                           --copy-volumes, volumes are COPIED in when svm starts and, unless :ro,
                            COPIED BACK when the program has ended by itself (not after
                            --timeout or a signal to svm): new and changed files and directories are
                            written to HOST, files that were copied in and are gone in the
@@ -142,7 +149,12 @@ enum HelpText {
                            host TAP device (scripts/tap-setup). svm configures no address in
                            the guest: the program must do it (which needs --root).
       -k, --kernel PATH    the guest kernel (default: the one scripts/build-guest-kernel built)
-          --root           run the program as root (uid 0) in the guest; default: nobody (65534)
+          --root           run the program as root (uid 0) in the guest; default: nobody (65534).
+                           With a live read-write volume that is root's power over HOST
+                           (setuid files included): only for programs you trust
+      -u, --user UID[:GID] run the program as UID (and GID, default UID) instead of nobody,
+                           e.g. --user $(id -u):$(id -g) to write live volumes as yourself
+          --copy-volumes   copy volumes in and back (below) even where they could be live
           --tty            give the program a terminal (its controlling tty, with the size
                            of svm's), as it gets anyway when svm's stdin and stdout are both
                            terminals. stdout and stderr are then MERGED into svm's stdout,
@@ -155,9 +167,9 @@ enum HelpText {
       -h, --help           this text
 
     The guest: the project's kernel; the initramfs holds the program, its libraries, the
-    volumes and the init (scripts/build-init); /tmp and /dev/shm are tmpfs; /proc, /sys
+    copied volumes and the init (scripts/build-init); /tmp and /dev/shm are tmpfs; /proc, /sys
     and /dev are mounted. The program runs in a new session (with a terminal only as
-    above), as nobody unless --root, with no network unless --net. Kernel messages never
+    above), as nobody unless --root or --user, with no network unless --net. Kernel messages never
     reach stdout or stderr (see them with --verbose).
 
     Exit status:

@@ -25,6 +25,15 @@ public struct RunOptions: Sendable, Equatable {
         },
         .value("--kernel", "-k") { o, v in o.request.kernel = v },
         .flag("--root") { $0.request.root = true },
+        .value("--user", "-u") { (o, v) throws(UsageError) in
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let uid = UInt32(parts[0]), parts.count == 1 || UInt32(parts[1]) != nil else {
+                throw UsageError("--user \(v): must be UID or UID:GID (numbers)")
+            }
+            o.request.userID = uid
+            o.request.groupID = parts.count == 2 ? UInt32(parts[1]) : nil
+        },
+        .flag("--copy-volumes") { $0.request.copyVolumes = true },
         .flag("--verbose") { $0.request.verbose = true },
         .flag("--tty") { $0.request.tty = true },
         .flag("--help", "-h") { $0.help = true },
@@ -35,6 +44,7 @@ public struct RunOptions: Sendable, Equatable {
         // --help anywhere before the program wins over everything else.
         let program = try OptionParser.parse(arguments, into: &o, options: options, command: "run", stopAtPositional: true)
         if o.help { return o }
+        if o.request.root && o.request.userID != nil { throw UsageError("--root and --user cannot be combined") }
         guard let first = program.first, !first.isEmpty else {
             throw UsageError("no program given (svm run [options] -- PROGRAM [ARGS...])")
         }

@@ -6,11 +6,17 @@ public struct SandboxJob: Sendable, Equatable {
     public struct Volume: Sendable, Equatable {
         public var guestPath: String
         public var readOnly: Bool
+        /// Mounted from the virtio-fs share `svm-vol-N` instead of the initramfs copy.
+        public var live: Bool
 
-        public init(guestPath: String, readOnly: Bool) {
+        public init(guestPath: String, readOnly: Bool, live: Bool = false) {
             self.guestPath = guestPath
             self.readOnly = readOnly
+            self.live = live
         }
+
+        /// The virtio-fs tag of live volume `index`.
+        public static func shareTag(index: Int) -> String { "svm-vol-\(index)" }
     }
 
     /// uid/gid 65534 ("nobody"): the default identity of the program.
@@ -78,13 +84,14 @@ public enum JobError: Error, Equatable, CustomStringConvertible {
 ///     u32 argc  argc × string
 ///     u32 envc  envc × string
 ///     string workdir
-///     u32 nvol  nvol × (string guest_path, u32 flags(bit0 read_only))
+///     u32 nvol  nvol × (string guest_path, u32 flags(bit0 read_only, bit1 live share))
 public enum JobWriter {
     public static let magic: [UInt8] = Array("SVMJ".utf8)
     public static let version: UInt32 = 1
     public static let flagHasStdin: UInt32 = 1 << 0
     public static let flagTTY: UInt32 = 1 << 1
     public static let volumeReadOnly: UInt32 = 1 << 0
+    public static let volumeLive: UInt32 = 1 << 1
     /// The init refuses larger jobs.
     public static let maxSize = 16 << 20
 
@@ -124,7 +131,7 @@ public enum JobWriter {
         u32(UInt32(job.volumes.count))
         for v in job.volumes {
             try string(v.guestPath, "volume path")
-            u32(v.readOnly ? volumeReadOnly : 0)
+            u32((v.readOnly ? volumeReadOnly : 0) | (v.live ? volumeLive : 0))
         }
         guard out.count <= maxSize else { throw JobError.tooLarge(bytes: out.count) }
         return out

@@ -53,6 +53,17 @@ final class RunOptionsTests: XCTestCase {
         XCTAssertFalse(r.root)
     }
 
+    func testUserAndCopyVolumes() throws {
+        let o = try RunOptions.parse(["--user", "1000:100", "--copy-volumes", "--", "p"])
+        XCTAssertEqual(o.request.userID, 1000)
+        XCTAssertEqual(o.request.groupID, 100)
+        XCTAssertTrue(o.request.copyVolumes)
+        let u = try RunOptions.parse(["-u", "7", "p"])
+        XCTAssertEqual(u.request.userID, 7)
+        XCTAssertNil(u.request.groupID)
+        XCTAssertFalse(u.request.copyVolumes)
+    }
+
     func testNetNoneClears() throws {
         XCTAssertEqual(try parse(["--net", "tap=t0", "--net", "none", "p"]).networks, [])
         XCTAssertEqual(try parse(["--net", "tap=t0,mac=52:54:00:00:00:01", "p"]).networks,
@@ -89,6 +100,10 @@ final class RunOptionsTests: XCTestCase {
             (["--volume", "/a:/svm/x", "p"], "/svm"),
             (["--net", "bridge", "p"], "--net bridge"),
             (["--root=yes", "p"], "takes no value"),
+            (["--user", "bob", "p"], "--user bob: must be UID or UID:GID"),
+            (["--user", "1:2:3", "p"], "must be UID or UID:GID"),
+            (["--user", "1:", "p"], "must be UID or UID:GID"),
+            (["--user", "1", "--root", "p"], "cannot be combined"),
         ]
         for (args, expected) in cases {
             guard let message = usageError(args) else {

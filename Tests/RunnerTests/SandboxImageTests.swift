@@ -111,6 +111,33 @@ final class SandboxImageTests: XCTestCase {
                        ["PATH=/usr/local/bin:/usr/bin:/bin"])
     }
 
+    /// Live volumes are marked for the init and leave nothing in the image; --user sets
+    /// uid and gid (gid = uid unless given).
+    func testLiveVolumesAndUser() throws {
+        let deps = ProgramDependencies(program: "/p", interpreter: nil, libraries: [:], entries: [], guestLibraryPath: [])
+        var request = RunRequest(program: "/p", volumes: [.init(hostPath: "/a", guestPath: "/data"), .init(hostPath: "/b", guestPath: "/ro", readOnly: true)])
+        request.userID = 1000
+        let job = SandboxImage.makeJob(request: request, dependencies: deps, forwardStdin: false, liveVolumes: true)
+        XCTAssertEqual(job.volumes, [.init(guestPath: "/data", readOnly: false, live: true), .init(guestPath: "/ro", readOnly: true, live: true)])
+        XCTAssertEqual(job.uid, 1000)
+        XCTAssertEqual(job.gid, 1000)
+        request.groupID = 5
+        XCTAssertEqual(SandboxImage.makeJob(request: request, dependencies: deps, forwardStdin: false).gid, 5)
+        XCTAssertEqual(SandboxImage.makeJob(request: request, dependencies: deps, forwardStdin: false).volumes.map(\.live), [false, false])
+
+        let vol = tmp + "/livevol"
+        XCTAssertEqual(mkdir(vol, 0o755), 0)
+        try writeFile(vol + "/big.txt", String(repeating: "x", count: 100_000), mode: 0o644)
+        var copied = RunRequest(program: "/bin/true", volumes: [.init(hostPath: vol, guestPath: "/data")])
+        copied.copyVolumes = true
+        let (copy, _) = try build(copied)
+        let live = try SandboxImage.build(request: copied, initBinary: fakeInit, forwardStdin: false, liveVolumes: true,
+                                          environment: ["TMPDIR": tmp])
+        defer { live.directory.remove() }
+        XCTAssertLessThan(live.size + 90_000, copy.size, "a live volume is not in the image")
+        XCTAssertEqual(live.copiedIn, [[]])
+    }
+
     func testVolumesAreCopiedWithOwnershipAndOddEntriesSkipped() throws {
         let vol = tmp + "/vol"
         XCTAssertEqual(mkdir(vol, 0o750), 0)

@@ -223,7 +223,8 @@ final class GuestInitHostTests: XCTestCase {
         let job = SandboxJob(argv: ["/usr/bin/prog", "ünï cödé", "", "--flag=a b"], env: ["PATH=/bin:/usr/bin", "E="],
                              workdir: "/work dir", uid: 1000, gid: 100, hasStdin: true, tty: true,
                              terminalRows: 40, terminalColumns: 120,
-                             volumes: [.init(guestPath: "/data", readOnly: true), .init(guestPath: "/out/x", readOnly: false)])
+                             volumes: [.init(guestPath: "/data", readOnly: true), .init(guestPath: "/out/x", readOnly: false),
+                                       .init(guestPath: "/live", readOnly: false, live: true)])
         let dir = try makeTempDir()
         defer { removeTree(dir) }
         try writeBytes(dir + "/job", try JobWriter.encode(job))
@@ -238,8 +239,9 @@ final class GuestInitHostTests: XCTestCase {
             env=PATH=/bin:/usr/bin
             env=E=
             workdir=/work dir
-            volume=/data ro=1
-            volume=/out/x ro=0
+            volume=/data ro=1 live=0
+            volume=/out/x ro=0 live=0
+            volume=/live ro=0 live=1
 
             """)
     }

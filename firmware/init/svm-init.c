@@ -44,6 +44,9 @@
 #define FLAG_HAS_STDIN 1u
 #define FLAG_TTY 2u
 #define VOL_READ_ONLY 1u
+/* A live share: virtio-fs with tag "svm-vol-N", served by a virtiofsd on the host, not a
+ * copy in the initramfs; it needs no copy-out (writes are on the host as they happen). */
+#define VOL_LIVE 2u
 /* Grace between SIGTERM and SIGKILL for an 'S' frame without the u32 that says it. */
 #define STOP_DEFAULT_GRACE_MS 10000u
 /* Where the consoles are; a namespace test points this at pty slaves bound elsewhere. */
@@ -302,14 +305,23 @@ static void mount_fs(const char *src, const char *dst, const char *type, unsigne
 		fail("mount %s on %s: %s", type, dst, strerror(errno));
 }
 
-/* Volume N was packed by the host under /svm/volumes/N; bind it where the job wants it. */
+/* Volume N was packed by the host under /svm/volumes/N; bind it where the job wants it.
+ * A live volume is the virtio-fs share "svm-vol-N" instead (read-only ones are read-only
+ * on the host too: the guest's flag here is a courtesy, not the protection). */
 static void mount_volumes(const struct job *j)
 {
 	char src[64];
 	for (uint32_t i = 0; i < j->nvol; i++) {
 		const char *dst = j->vol_path[i];
-		snprintf(src, sizeof src, "/svm/volumes/%u", i);
 		mkdir_p(dst, 0755);
+		if (j->vol_flags[i] & VOL_LIVE) {
+			snprintf(src, sizeof src, "svm-vol-%u", i);
+			unsigned long flags = MS_NOSUID | MS_NODEV | ((j->vol_flags[i] & VOL_READ_ONLY) ? MS_RDONLY : 0);
+			if (mount(src, dst, "virtiofs", flags, NULL))
+				fail("mount virtiofs %s on %s: %s", src, dst, strerror(errno));
+			continue;
+		}
+		snprintf(src, sizeof src, "/svm/volumes/%u", i);
 		if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL))
 			fail("bind mount %s on %s: %s", src, dst, strerror(errno));
 		/* A bind mount ignores MS_RDONLY; read-only takes a second, remounting call. */
@@ -543,7 +555,7 @@ static void ar_walk(struct archive *a, int dirfd, char *path, size_t len)
 static int has_rw_volume(const struct job *j)
 {
 	for (uint32_t i = 0; i < j->nvol; i++)
-		if (!(j->vol_flags[i] & VOL_READ_ONLY))
+		if (!(j->vol_flags[i] & (VOL_READ_ONLY | VOL_LIVE)))
 			return 1;
 	return 0;
 }
@@ -557,7 +569,7 @@ static void walk_volumes(const struct job *j, struct archive *a)
 	if (!path)
 		fail("copy-out: out of memory");
 	for (uint32_t i = 0; i < j->nvol; i++) {
-		if (j->vol_flags[i] & VOL_READ_ONLY)
+		if (j->vol_flags[i] & (VOL_READ_ONLY | VOL_LIVE))
 			continue;
 		char root[64];
 		snprintf(root, sizeof root, "/svm/volumes/%u", i);
@@ -933,7 +945,8 @@ int main(int argc, char **argv)
 			printf("env=%s\n", *e);
 		printf("workdir=%s\n", job.workdir);
 		for (uint32_t i = 0; i < job.nvol; i++)
-			printf("volume=%s ro=%u\n", job.vol_path[i], job.vol_flags[i] & VOL_READ_ONLY);
+			printf("volume=%s ro=%u live=%u\n", job.vol_path[i], job.vol_flags[i] & VOL_READ_ONLY,
+			       (job.vol_flags[i] & VOL_LIVE) != 0);
 		return 0;
 	}
 	if (argc != 2) {
