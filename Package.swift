@@ -40,7 +40,7 @@ let package = Package(
         // console log of managed VMs.
         .target(name: "Control", dependencies: ["Host"]),
         // svm run: packs a program into an initramfs and runs it in a throwaway VM.
-        .target(name: "Runner", dependencies: ["Machine", "Sandbox", "Host", "Virtio"]),
+        .target(name: "Runner", dependencies: ["Machine", "Sandbox", "Host", "Virtio", "VhostUser"]),
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
         .target(name: "SVMCommand", dependencies: ["Machine", "Host", "Runner", "Control"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),

@@ -68,7 +68,10 @@ public final class Virtiofsd: @unchecked Sendable {
         guard log >= 0 else { throw .spawn(.last("open \(logPath)")) }
         defer { close(log) }
         let arguments = [executable, "--socket-path=\(socketPath)", "-o", "source=\(self.source)",
-                         "-o", "sandbox=namespace", "-o", "cache=auto", "-o", "no_posix_lock", "-o", "no_xattr"]
+                         "-o", "sandbox=namespace", "-o", "cache=auto", "-o", "no_posix_lock", "-o", "no_xattr",
+                         // Even a guest's root makes no device nodes and sets no file
+                         // capabilities on the host (docs/security.md).
+                         "-o", "modcaps=-mknod:-setfcap"]
         // virtiofsd's sandbox forks its server into a new pid namespace; when svm ends the
         // first process, that child would be re-parented to the host's init. As a
         // subreaper svm gets it instead and `reapOrphans` waits for it, so no virtiofsd

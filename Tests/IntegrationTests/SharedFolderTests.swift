@@ -108,6 +108,9 @@ final class SharedFolderTests: XCTestCase {
                 && String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "made/deeper"
                 && stat("\(rw)/new.txt", &st) == 0 && st.st_mode & 0o7777 == 0o751
         }
+        // The guest's root makes no device nodes on the host.
+        XCTAssertEqual(step("mknod /mnt/rw/disk b 8 0", "MKNOD"), "1")
+        XCTAssertEqual(access("\(rw)/disk", F_OK), -1)
         XCTAssertEqual(step("dd if=/dev/zero of=/mnt/rw/big.bin bs=1M count=64 2>/dev/null", "BIG", timeout: 600), "0")
         let zeros = hostCommand(["sh", "-c", "head -c 67108864 /dev/zero | sha256sum"]).output.prefix(64)
         XCTAssertEqual(hostCommand(["sha256sum", "\(rw)/big.bin"]).output.prefix(64), zeros, "64 MiB written through virtio-fs")
