@@ -114,9 +114,22 @@ final class CLITests: XCTestCase {
     func testSIGTERMEndsSVMWithStatus143() throws {
         try XCTSkipUnless(access("/dev/kvm", F_OK) == 0, "needs /dev/kvm")
         let path = tempFile([0xEB, 0xFE])
-        let p = try SVMProcess(arguments: ["boot", "--firmware", path, "--mem", "16M"])
-        usleep(300_000)
+        // The default action of SIGTERM would also give 143 (128 + 15): what tells svm's own
+        // handling apart is that it ended the VM and cleaned up — its state directory is gone
+        // (a foreground VM without --name removes it) and its process exited, not died.
+        let runDir = "/tmp/svm-sigterm-test-\(getpid())"
+        defer { hostCommand(["rm", "-rf", runDir]) }
+        let p = try SVMProcess(arguments: ["boot", "--firmware", path, "--mem", "16M"], environment: ["SVM_RUN_DIR": runDir])
+        var entries: [String] = []
+        for _ in 0..<250 {  // until the VM runs: its state directory has its pid file
+            let r = hostCommand(["sh", "-c", "ls -A \(runDir)/*/pid"])
+            if r.status == 0 { entries = r.output.split(separator: "\n").map(String.init); break }
+            usleep(20_000)
+        }
+        XCTAssertEqual(entries.count, 1, "the running VM's state directory")
         kill(p.pid, SIGTERM)
         XCTAssertEqual(p.waitForExit(timeout: 10), 143, p.stderrText)
+        XCTAssertFalse(p.diedOfSignal, "svm handled SIGTERM and exited; the signal did not kill it")
+        XCTAssertEqual(hostCommand(["sh", "-c", "ls -A \(runDir)"]).output, "", "svm removed its state directory")
     }
 }

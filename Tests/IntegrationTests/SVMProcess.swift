@@ -11,6 +11,9 @@ final class SVMProcess {
     private(set) var stdout: [UInt8] = []
     private(set) var stderr: [UInt8] = []
     private(set) var exitStatus: Int32?
+    /// True when the process was killed by a signal rather than exiting (its status is then
+    /// 128 + N, as a shell reports it).
+    private(set) var diedOfSignal = false
 
     /// The package root, from this file's path (Tests/IntegrationTests/SVMProcess.swift).
     static var packageRoot: String {
@@ -163,6 +166,7 @@ final class SVMProcess {
         if let s = exitStatus { return s }
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid {
+            diedOfSignal = (status & 0x7F) != 0
             let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
             exitStatus = code
         }

@@ -110,6 +110,9 @@ final class VirtioDeviceTests: XCTestCase {
         let sent = field("TX")?.prefix(64)
         XCTAssertEqual(sent, tcpSum, "the guest read the file to send intact")
         XCTAssertNotNil(svm.waitForLine(containing: "NC-DONE", timeout: 300), svm.stdoutText.suffix(2000).description)
+        // nc's exit in the guest does not mean the host has read the last bytes: wait for the
+        // listener's result before the guest (and its end of the connection) goes away.
+        for _ in 0..<600 where access(resultFile, F_OK) != 0 { usleep(100_000) }
 
         svm.send("reboot -f\n")
         XCTAssertEqual(svm.waitForExit(timeout: 120), 0, svm.stderrText)

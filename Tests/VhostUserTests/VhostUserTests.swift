@@ -196,3 +196,22 @@ final class VirtioFSTests: XCTestCase {
         }
     }
 }
+
+final class VirtiofsdTests: XCTestCase {
+    func testMissingVirtiofsdNamesThePackage() {
+        XCTAssertThrowsError(try Virtiofsd(index: 0, tag: "t", source: "/tmp", readOnly: false, directory: "/tmp",
+                                           executable: "/nonexistent/virtiofsd")) { error in
+            XCTAssertEqual("\(error)", "/nonexistent/virtiofsd not found: virtiofsd is in Debian's qemu-system-common package (apt-get install qemu-system-common)")
+        }
+    }
+
+    func testSourceMustBeADirectory() throws {
+        try XCTSkipUnless(geteuid() == 0 && access(Virtiofsd.defaultPath, X_OK) == 0, "needs root and virtiofsd to get past those checks")
+        XCTAssertThrowsError(try Virtiofsd(index: 0, tag: "t", source: "/etc/hostname", readOnly: false, directory: "/tmp")) {
+            XCTAssertEqual("\($0)", "not a directory")
+        }
+        XCTAssertThrowsError(try Virtiofsd(index: 0, tag: "t", source: "/nonexistent-dir", readOnly: false, directory: "/tmp")) {
+            XCTAssertTrue("\($0)".contains("No such file or directory (errno 2)"), "\($0)")
+        }
+    }
+}

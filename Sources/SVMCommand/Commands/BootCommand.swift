@@ -32,6 +32,16 @@ enum BootCommand {
         let detach = options.detach
         options.detach = false
         let vms = ManagedVMs(environment: context.environment)
+        // A foreground VM takes SIGINT/SIGTERM/SIGHUP/SIGQUIT through a signalfd from before
+        // it claims its state directory, so a signal at any moment ends it cleanly (the
+        // directory removed, exit 128+N) instead of killing it with the directory left.
+        var signalFD: Int32 = -1
+        if !detach {
+            do { signalFD = try Signals.blockTerminatingSignals() } catch {
+                SVMCommand.printErr("\(error)")
+                return ExitCode.hostFailure.rawValue
+            }
+        }
         let claim: VMClaim
         do { claim = try vms.directory.claim(name) } catch {
             SVMCommand.printErr("\(error)")
@@ -45,17 +55,11 @@ enum BootCommand {
         if detach { return Detach.start(claim: claim, root: vms.directory.root) }
         // A foreground VM the user did not name is gone with its terminal session: its
         // state directory goes too. A named one stays for ps -a, logs and restart.
-        return foreground(options, claim: claim, keepState: parsed.name != nil)
+        return foreground(options, claim: claim, keepState: parsed.name != nil, signalFD: signalFD)
     }
 
     /// The VM in this process, its console on stdin/stdout (and in its log).
-    static func foreground(_ options: BootOptions, claim: VMClaim, keepState: Bool) -> Int32 {
-        let signalFD: Int32
-        do { signalFD = try Signals.blockTerminatingSignals() } catch {
-            claim.discard()
-            SVMCommand.printErr("\(error)")
-            return ExitCode.hostFailure.rawValue
-        }
+    static func foreground(_ options: BootOptions, claim: VMClaim, keepState: Bool, signalFD: Int32) -> Int32 {
         let vm: VMProcess
         do {
             vm = try VMProcess(name: claim.name, claim: claim, options: options)
