@@ -26,7 +26,6 @@ final class DeviceManager: @unchecked Sendable {
     private(set) var transports: [VirtioMMIOTransport] = []
     private var notifiers: [QueueNotifier] = []
     private var interruptFDs: [EventFD] = []
-    private var backendQueueEvents: [EventFD] = []
 
     /// `scan` sees the output of consoles configured with `scanForGuestEvents`.
     init(config: MachineConfig, scan: @escaping @Sendable ([UInt8]) -> Void) throws(MachineError) {
@@ -142,9 +141,8 @@ final class DeviceManager: @unchecked Sendable {
                 notifiers.append(notifier)
             }
             if device.queueEventsGoToBackend {
-                // The backend reads the kicks and writes the irqfd; svm keeps them open.
+                // The backend reads the kicks and writes the irqfd; the device keeps them open.
                 device.connectQueueEvents(kicks: kicks, call: irq)
-                backendQueueEvents += kicks
             }
             do { try device.register(with: loop) } catch { throw .host(error) }
         }

@@ -15,7 +15,7 @@ import VhostUser
 /// yourself); docs/security.md says what a guest can reach.
 final class LiveVolumes {
     let directory: TemporaryDirectory
-    private(set) var daemons: [Virtiofsd] = []
+    private var daemons: VirtiofsdGroup?
 
     /// Live shares need virtiofsd's sandbox, which needs root; elsewhere volumes are copied.
     static func possible(for request: RunRequest) -> Bool {
@@ -25,26 +25,22 @@ final class LiveVolumes {
 
     init(_ volumes: [RunRequest.Volume], environment: [String: String]) throws(RunError) {
         directory = try TemporaryDirectory(prefix: "svm-shares", environment: environment)
-        for (index, volume) in volumes.enumerated() {
-            do {
-                daemons.append(try Virtiofsd(index: index, tag: SandboxJob.Volume.shareTag(index: index), source: volume.hostPath,
-                                             readOnly: volume.readOnly, directory: directory.path))
-            } catch {
-                stop()
-                throw RunError("--volume \(volume.hostPath): \(error)")
-            }
+        let shares = volumes.enumerated().map { index, volume in
+            VirtiofsdGroup.Share(tag: SandboxJob.Volume.shareTag(index: index), source: volume.hostPath, readOnly: volume.readOnly)
+        }
+        do { daemons = try VirtiofsdGroup(shares, directory: directory.path) } catch {
+            directory.remove()
+            throw RunError("--volume \(volumes[error.index].hostPath): \(error.reason)")
         }
     }
 
-    var folders: [SharedFolderConfig] { daemons.map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) } }
+    var folders: [SharedFolderConfig] {
+        (daemons?.daemons ?? []).map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
+    }
 
     /// Ends every virtiofsd (and waits for their sandboxed servers) and removes the directory.
     func stop() {
-        if !daemons.isEmpty {
-            for d in daemons { d.stop() }
-            Virtiofsd.reapOrphans()
-            daemons = []
-        }
+        daemons?.stop()
         directory.remove()
     }
 }

@@ -159,3 +159,49 @@ public final class Virtiofsd: @unchecked Sendable {
 
     deinit { stop() }
 }
+
+/// The virtiofsd of every share of one VM: started in order, ended together. Both users
+/// (a managed VM's `--share`s, `svm run`'s live volumes) need the same two things: if one
+/// share cannot start, the ones already running go; at the end, every daemon is stopped and
+/// their sandboxed servers are reaped.
+public final class VirtiofsdGroup: @unchecked Sendable {
+    public struct Share: Sendable {
+        public let tag: String
+        public let source: String
+        public let readOnly: Bool
+        public init(tag: String, source: String, readOnly: Bool) {
+            self.tag = tag
+            self.source = source
+            self.readOnly = readOnly
+        }
+    }
+
+    /// Which share (by its place in the list) could not start, and why.
+    public struct Failure: Error {
+        public let index: Int
+        public let reason: Virtiofsd.Failure
+    }
+
+    public private(set) var daemons: [Virtiofsd] = []
+
+    /// Starts a virtiofsd per share, sockets and logs in `directory`.
+    public init(_ shares: [Share], directory: String) throws(Failure) {
+        for (index, share) in shares.enumerated() {
+            do {
+                daemons.append(try Virtiofsd(index: index, tag: share.tag, source: share.source,
+                                             readOnly: share.readOnly, directory: directory))
+            } catch {
+                stop()
+                throw Failure(index: index, reason: error)
+            }
+        }
+    }
+
+    /// Ends every daemon and waits for their sandboxed servers; idempotent.
+    public func stop() {
+        guard !daemons.isEmpty else { return }
+        for daemon in daemons { daemon.stop() }
+        Virtiofsd.reapOrphans()
+        daemons = []
+    }
+}

@@ -20,7 +20,7 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
     private var server: ControlServer?
     /// One virtiofsd per `--share`, in share order; ended in `finish` (and by their deinit
     /// on any other way out).
-    private var shareDaemons: [Virtiofsd] = []
+    private var shareDaemons: VirtiofsdGroup?
     private let startedAt = time(nil)
 
     init(name: String, claim: VMClaim, options: BootOptions) throws(HostError) {
@@ -40,16 +40,14 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             log.append(bytes)
             fanOut.clients?.broadcast(bytes)
         }
-        for (index, share) in options.shares.enumerated() {
-            do {
-                shareDaemons.append(try Virtiofsd(index: index, tag: share.tag, source: share.source, readOnly: share.readOnly,
-                                                  directory: claim.directory))
-            } catch {
-                stopShares()
-                throw .sharedFolder(tag: share.tag, reason: "\(share.source):\(share.tag): \(error)")
+        if !options.shares.isEmpty {
+            let shares = options.shares.map { VirtiofsdGroup.Share(tag: $0.tag, source: $0.source, readOnly: $0.readOnly) }
+            do { shareDaemons = try VirtiofsdGroup(shares, directory: claim.directory) } catch {
+                let share = options.shares[error.index]
+                throw .sharedFolder(tag: share.tag, reason: "\(share.source):\(share.tag): \(error.reason)")
             }
         }
-        config.sharedFolders = shareDaemons.map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
+        config.sharedFolders = (shareDaemons?.daemons ?? []).map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
         config.deviceFailure = { line in
             // On stderr for whoever watches svm, and in the log for `svm logs`.
             SVMCommand.printErr(line)
@@ -87,11 +85,7 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
         stopShares()
     }
 
-    func stopShares() {
-        guard !shareDaemons.isEmpty else { return }
-        for daemon in shareDaemons { daemon.stop() }
-        Virtiofsd.reapOrphans()
-    }
+    func stopShares() { shareDaemons?.stop() }
 
     // MARK: ControlHandler
 
@@ -130,7 +124,7 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             "startedAt": .int(startedAt),
             "uptime": .double(machine.uptime ?? 0),
             "attached": .int(attached?.count ?? 0),
-            "shares": .array(zip(options.shares, shareDaemons).map { share, daemon in
+            "shares": .array(zip(options.shares, shareDaemons?.daemons ?? []).map { share, daemon in
                 .object(["tag": .string(share.tag), "source": .string(daemon.source), "readOnly": .bool(share.readOnly),
                          "virtiofsd": .string(daemon.isRunning ? "running" : "exited"),
                          "device": .string(machine.sharedFolderHealth(tag: share.tag) ?? "absent")])
