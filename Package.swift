@@ -7,6 +7,7 @@ let package = Package(
     name: "svm",
     products: [
         .executable(name: "svm", targets: ["svm"]),
+        .executable(name: "svm-runtime", targets: ["svm-runtime"]),
         .library(name: "Machine", targets: ["Machine"]),
     ],
     targets: [
@@ -44,6 +45,11 @@ let package = Package(
         // Command-line parsing and exit statuses, as a library so it can be unit-tested.
         .target(name: "SVMCommand", dependencies: ["Machine", "Host", "Runner", "Control"]),
         .executableTarget(name: "svm", dependencies: ["SVMCommand"]),
+        // OCI bundles (config.json) turned into guest jobs: pure, unit-tested.
+        .target(name: "OCI", dependencies: ["Control", "Sandbox"]),
+        // svm-runtime's commands (runc's command line) and the container's VM process.
+        .target(name: "RuntimeCommand", dependencies: ["OCI", "Runner", "Control", "Machine", "Host", "Sandbox"]),
+        .executableTarget(name: "svm-runtime", dependencies: ["RuntimeCommand", "Runner"]),
 
         // Helpers the test targets share (a deterministic PRNG for the fuzz-style tests).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -61,6 +67,7 @@ let package = Package(
         .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Host", "TestSupport"]),
+        .testTarget(name: "OCITests", dependencies: ["OCI", "Sandbox", "Control"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine", "Host"]),
     ]
 )

@@ -10,6 +10,10 @@ public enum ControlRequest: Equatable, Sendable {
     case kill
     /// After the ok reply, the connection carries the console both ways.
     case attach
+    /// Containers (svm-runtime): run the process that waits in the guest.
+    case start
+    /// Containers: deliver a signal to the process, or with `all` to all of the guest's.
+    case signal(Int32, all: Bool)
 
     /// Requests longer than this (the line, without its newline) are refused.
     public static let maximumLineLength = 64 << 10
@@ -24,6 +28,8 @@ public enum ControlRequest: Equatable, Sendable {
         case .stop: "stop"
         case .kill: "kill"
         case .attach: "attach"
+        case .start: "start"
+        case .signal: "signal"
         }
     }
 
@@ -39,6 +45,15 @@ public enum ControlRequest: Equatable, Sendable {
         case "resume": return .resume
         case "kill": return .kill
         case "attach": return .attach
+        case "start": return .start
+        case "signal":
+            guard let n = object["signal"]?.int, (1...64).contains(n) else { throw .badField("signal", "a signal number from 1 to 64") }
+            var all = false
+            if let a = object["all"] {
+                guard let b = a.bool else { throw .badField("all", "true or false") }
+                all = b
+            }
+            return .signal(Int32(n), all: all)
         case "stop":
             var timeout = 10.0
             if let t = object["timeout"] {
@@ -57,6 +72,10 @@ public enum ControlRequest: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         var object: [String: ControlValue] = ["request": .string(name)]
         if case let .stop(timeout) = self { object["timeout"] = .double(timeout) }
+        if case let .signal(number, all) = self {
+            object["signal"] = .int(Int(number))
+            object["all"] = .bool(all)
+        }
         return ControlWire.line(object)
     }
 }

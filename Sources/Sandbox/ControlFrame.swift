@@ -10,6 +10,8 @@ public enum ControlFrame {
     public static let stdinEOF: UInt8 = UInt8(ascii: "E")
     public static let windowSize: UInt8 = UInt8(ascii: "W")
     public static let stop: UInt8 = UInt8(ascii: "S")
+    public static let start: UInt8 = UInt8(ascii: "G")
+    public static let signal: UInt8 = UInt8(ascii: "K")
     // Guest → host
     public static let ready: UInt8 = UInt8(ascii: "R")
     public static let exit: UInt8 = UInt8(ascii: "X")
@@ -38,6 +40,10 @@ public enum HostFrame: Equatable, Sendable {
     /// the run as after any program. Read in order with the other frames: stdin data the
     /// program is not reading holds it back, so the host still needs its own timeout.
     case stop(graceMilliseconds: UInt32)
+    /// Containers: start the process (the init waits for this after setting up the root).
+    case start
+    /// Containers: deliver `signal` to the process, or with `all` to every process but the init.
+    case signal(Int32, all: Bool)
 
     /// The init's grace period for a stop request that does not say (an empty 'S' frame).
     public static let defaultStopGraceMilliseconds: UInt32 = 10_000
@@ -63,10 +69,16 @@ public enum HostFrame: Equatable, Sendable {
                 UInt8(rows & 0xff), UInt8(rows >> 8), UInt8(columns & 0xff), UInt8(columns >> 8),
             ])
         case let .stop(grace):
-            return ControlFrame.encode(type: ControlFrame.stop, payload: [
-                UInt8(grace & 0xff), UInt8(grace >> 8 & 0xff), UInt8(grace >> 16 & 0xff), UInt8(grace >> 24),
-            ])
+            return ControlFrame.encode(type: ControlFrame.stop, payload: Self.le32(grace))
+        case .start:
+            return ControlFrame.encode(type: ControlFrame.start, payload: [])
+        case let .signal(number, all):
+            return ControlFrame.encode(type: ControlFrame.signal, payload: Self.le32(UInt32(bitPattern: number)) + Self.le32(all ? 1 : 0))
         }
+    }
+
+    private static func le32(_ v: UInt32) -> [UInt8] {
+        [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)]
     }
 }
 

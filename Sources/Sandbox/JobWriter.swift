@@ -37,10 +37,14 @@ public struct SandboxJob: Sendable, Equatable {
     public var terminalRows: UInt16
     public var terminalColumns: UInt16
     public var volumes: [Volume]
+    /// A container's root, mounts and process settings; argv[0] may then be a name the
+    /// init looks up on the job's PATH inside the container's root.
+    public var container: ContainerJob?
 
     public init(argv: [String], env: [String] = [], workdir: String = "/", uid: UInt32 = nobody,
                 gid: UInt32 = nobody, hasStdin: Bool = false, tty: Bool = false,
-                terminalRows: UInt16 = 0, terminalColumns: UInt16 = 0, volumes: [Volume] = []) {
+                terminalRows: UInt16 = 0, terminalColumns: UInt16 = 0, volumes: [Volume] = [],
+                container: ContainerJob? = nil) {
         self.argv = argv
         self.env = env
         self.workdir = workdir
@@ -51,6 +55,7 @@ public struct SandboxJob: Sendable, Equatable {
         self.terminalRows = terminalRows
         self.terminalColumns = terminalColumns
         self.volumes = volumes
+        self.container = container
     }
 }
 
@@ -85,19 +90,31 @@ public enum JobError: Error, Equatable, CustomStringConvertible {
 ///     u32 envc  envc × string
 ///     string workdir
 ///     u32 nvol  nvol × (string guest_path, u32 flags(bit0 read_only, bit1 live share))
+///
+/// With flag bit 2 (container) the container section follows (ContainerJob):
+///
+///     string hostname
+///     u32 cflags(bit0 read-only root, bit1 no_new_privs, bit2 umask set, bit3 capabilities set)
+///     u32 umask
+///     u32 ngroups  ngroups × u32 gid
+///     u32 nrlimit  nrlimit × (u32 resource, u64 soft, u64 hard)
+///     5 × u64      capability sets: bounding, effective, permitted, inheritable, ambient
+///     u32 nmount   nmount × (u32 kind(0 fs, 1 virtio-fs tag, 2 initramfs file),
+///                            string source, string destination, u32 ms_flags, string data)
 public enum JobWriter {
     public static let magic: [UInt8] = Array("SVMJ".utf8)
     public static let version: UInt32 = 1
     public static let flagHasStdin: UInt32 = 1 << 0
     public static let flagTTY: UInt32 = 1 << 1
+    public static let flagContainer: UInt32 = 1 << 2
     public static let volumeReadOnly: UInt32 = 1 << 0
     public static let volumeLive: UInt32 = 1 << 1
     /// The init refuses larger jobs.
     public static let maxSize = 16 << 20
 
     public static func encode(_ job: SandboxJob) throws -> [UInt8] {
-        guard let program = job.argv.first else { throw JobError.emptyArgv }
-        guard program.hasPrefix("/") else { throw JobError.notAbsolute(field: "program", value: program) }
+        guard let program = job.argv.first, !program.isEmpty else { throw JobError.emptyArgv }
+        guard program.hasPrefix("/") || job.container != nil else { throw JobError.notAbsolute(field: "program", value: program) }
         guard job.workdir.hasPrefix("/") else { throw JobError.notAbsolute(field: "workdir", value: job.workdir) }
         for e in job.env {
             guard let eq = e.firstIndex(of: "="), eq != e.startIndex else { throw JobError.invalidEnvironment(e) }
@@ -118,7 +135,7 @@ public enum JobWriter {
             out += b
         }
         u32(version)
-        u32((job.hasStdin ? flagHasStdin : 0) | (job.tty ? flagTTY : 0))
+        u32((job.hasStdin ? flagHasStdin : 0) | (job.tty ? flagTTY : 0) | (job.container != nil ? flagContainer : 0))
         u32(job.uid)
         u32(job.gid)
         u32(UInt32(job.terminalRows))
@@ -132,6 +149,31 @@ public enum JobWriter {
         for v in job.volumes {
             try string(v.guestPath, "volume path")
             u32((v.readOnly ? volumeReadOnly : 0) | (v.live ? volumeLive : 0))
+        }
+        if let c = job.container {
+            func u64(_ v: UInt64) { u32(UInt32(truncatingIfNeeded: v)); u32(UInt32(truncatingIfNeeded: v >> 32)) }
+            try string(c.hostname, "hostname")
+            u32((c.readOnlyRoot ? 1 : 0) | (c.noNewPrivileges ? 2 : 0) | (c.umask != nil ? 4 : 0) | (c.capabilities != nil ? 8 : 0))
+            u32(c.umask ?? 0)
+            u32(UInt32(c.additionalGroups.count))
+            for g in c.additionalGroups { u32(g) }
+            u32(UInt32(c.rlimits.count))
+            for r in c.rlimits { u32(r.resource); u64(r.soft); u64(r.hard) }
+            let caps = c.capabilities
+            for set in [caps?.bounding, caps?.effective, caps?.permitted, caps?.inheritable, caps?.ambient] { u64(set ?? 0) }
+            u32(UInt32(c.mounts.count))
+            for m in c.mounts {
+                guard m.destination.hasPrefix("/") else { throw JobError.notAbsolute(field: "mount destination", value: m.destination) }
+                guard !m.destination.split(separator: "/").contains("..") else { throw JobError.invalidVolumePath(m.destination) }
+                switch m.source {
+                case let .fileSystem(type): u32(0); try string(type, "mount type")
+                case let .share(tag): u32(1); try string(tag, "mount tag")
+                case let .initramfsFile(path): u32(2); try string(path, "mount source")
+                }
+                try string(m.destination, "mount destination")
+                u32(m.flags)
+                try string(m.data, "mount options")
+            }
         }
         guard out.count <= maxSize else { throw JobError.tooLarge(bytes: out.count) }
         return out

@@ -38,11 +38,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "container.h"
+
 #define BUF_SIZE (64u << 10)
 #define MAX_JOB (16u << 20) /* JobWriter.maxSize */
 #define JOB_VERSION 1u
 #define FLAG_HAS_STDIN 1u
 #define FLAG_TTY 2u
+/* svm-runtime: the container section follows the volumes (container.c). */
+#define FLAG_CONTAINER 4u
 #define VOL_READ_ONLY 1u
 /* A live share: virtio-fs with tag "svm-vol-N", served by a virtiofsd on the host, not a
  * copy in the initramfs; it needs no copy-out (writes are on the host as they happen). */
@@ -59,7 +63,13 @@ struct job {
 	char **argv, **env, *workdir;
 	char **vol_path;
 	uint32_t *vol_flags;
+	struct container *container; /* FLAG_CONTAINER only */
 };
+
+struct reader;
+static const char *parse_container(struct reader *r, struct container *c);
+static void container_child_enter(const struct job *j, const struct container *c, int errpipe);
+static void exec_lookup(char **argv, char **env, int errpipe);
 
 static int out_fd = -1, err_fd = -1;     /* hvc0, hvc1 (or the console) */
 static int ctl_in = -1, ctl_out = -1;    /* hvc2 both ways; -1 in console mode */
@@ -225,7 +235,9 @@ static const char *parse_job(const uint8_t *buf, size_t len, struct job *j)
 	if (rd_u32(&r, &j->flags) || rd_u32(&r, &j->uid) || rd_u32(&r, &j->gid) ||
 	    rd_u32(&r, &j->rows) || rd_u32(&r, &j->cols))
 		return "truncated header";
-	if (rd_strv(&r, &j->argv) || !j->argv[0] || j->argv[0][0] != '/')
+	/* A container's argv[0] may be a name looked up on PATH in its root. */
+	if (rd_strv(&r, &j->argv) || !j->argv[0] || !j->argv[0][0] ||
+	    (j->argv[0][0] != '/' && !(j->flags & FLAG_CONTAINER)))
 		return "bad argv (argv[0] must be an absolute path)";
 	if (rd_strv(&r, &j->env))
 		return "bad env";
@@ -240,6 +252,13 @@ static const char *parse_job(const uint8_t *buf, size_t len, struct job *j)
 	for (uint32_t i = 0; i < j->nvol; i++)
 		if (rd_str(&r, &j->vol_path[i]) || j->vol_path[i][0] != '/' || rd_u32(&r, &j->vol_flags[i]))
 			return "bad volume";
+	if (j->flags & FLAG_CONTAINER) {
+		const char *err;
+		if (!(j->container = calloc(1, sizeof *j->container)))
+			return "out of memory";
+		if ((err = parse_container(&r, j->container)))
+			return err;
+	}
 	if (r.left)
 		return "trailing bytes";
 	return NULL;
@@ -627,6 +646,8 @@ static _Noreturn void child_fail(int fd, const char *what, const char *arg)
 	_exit(127);
 }
 
+#include "container.c"
+
 static void child(const struct job *j, const sigset_t *mask, int tty, int in, int out, int err, int errpipe)
 {
 	sigprocmask(SIG_SETMASK, mask, NULL);
@@ -639,6 +660,12 @@ static void child(const struct job *j, const sigset_t *mask, int tty, int in, in
 	/* fds 0-2 are always in use in the init (see main), so dup2 never hits its own fd. */
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(errpipe, "dup2", "stdio");
+	if (j->container) {
+		container_child_enter(j, j->container, errpipe);
+		if (chdir(j->workdir))
+			child_fail(errpipe, "chdir", j->workdir);
+		exec_lookup(j->argv, j->env, errpipe);
+	}
 	if (chdir(j->workdir))
 		child_fail(errpipe, "chdir", j->workdir);
 #ifndef SVM_INIT_HOST_TEST
@@ -672,10 +699,12 @@ static void write_prefixed(int fd, const char *prefix, int *at_start, const char
 
 /* Host -> guest control frames, parsed as bytes arrive (frames may span reads). */
 struct ctl_parser {
-	uint8_t hdr[5], arg[4]; /* arg: the first 4 payload bytes of a 'W' or 'S' frame */
+	uint8_t hdr[5], arg[8]; /* arg: the first payload bytes of a 'W', 'S' or 'K' frame */
 	uint32_t hdr_len, left, alen;
 	int stop;               /* an 'S' frame came: the run loop terminates the program */
 	uint32_t stop_grace_ms;
+	int signal_pending, signal_all; /* a 'K' frame came: deliver signal_no */
+	int signal_no;
 };
 
 struct stdin_state {
@@ -698,6 +727,10 @@ static void frame_done(struct ctl_parser *c, struct stdin_state *s, const struct
 		/* Only the first counts: a repeated request must not restart the grace period. */
 		c->stop = 1;
 		c->stop_grace_ms = get_le32(c->hdr + 1) == 4 ? get_le32(c->arg) : STOP_DEFAULT_GRACE_MS;
+	} else if (type == 'K' && c->alen == 8 && j->container) {
+		c->signal_pending = 1;
+		c->signal_no = (int)get_le32(c->arg);
+		c->signal_all = get_le32(c->arg + 4) != 0;
 	}
 	c->hdr_len = 0;
 }
@@ -721,8 +754,8 @@ static void parse_ctl(struct ctl_parser *c, struct stdin_state *s, const struct 
 			/* Fits: control input is only read while nothing is pending. */
 			memcpy(s->buf + s->end, p + i, take);
 			s->end += take;
-		} else if (c->hdr[0] == 'W' || c->hdr[0] == 'S') {
-			for (size_t k = 0; k < take && c->alen < 4; k++)
+		} else if (c->hdr[0] == 'W' || c->hdr[0] == 'S' || c->hdr[0] == 'K') {
+			for (size_t k = 0; k < take && c->alen < sizeof c->arg; k++)
 				c->arg[c->alen++] = p[i + k];
 		} /* other types: skipped, so newer hosts can add frames */
 		i += take;
@@ -909,6 +942,12 @@ static void run(const struct job *j, int devnull)
 		}
 		if (fds[3].revents)
 			flush_stdin(&in);
+		/* 'K' (svm-runtime kill): to the container's process, or with --all to every
+		 * process but the init (kill(-1) from PID 1 spares the caller). */
+		if (cp.signal_pending && !reaped) {
+			kill(cp.signal_all ? -1 : pid, cp.signal_no);
+			cp.signal_pending = 0;
+		}
 	}
 
 	uint8_t x[5];
@@ -977,11 +1016,16 @@ int main(int argc, char **argv)
 	open_channels();
 	/* Ready: hvc2 is raw, so the host may send control frames from now on. */
 	send_frame('R', NULL, 0);
-	mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
-	mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-	mount_fs("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	read_job("/svm/job", &job);
+	if (job.container) {
+		/* The container's own /proc, /sys, /dev/shm come from its mounts, in its root. */
+		container_mounts(job.container);
+	} else {
+		mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+		mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+		mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+		mount_fs("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	}
 	mount_volumes(&job);
 	take_inventory(&job);
 	if (!(job.flags & FLAG_TTY)) {
@@ -992,9 +1036,13 @@ int main(int argc, char **argv)
 		ioctl(out_fd, TIOCSWINSZ, &ws);
 	}
 #endif
+	/* A container waits here, set up, until the engine starts it; its workdir is made in
+	 * its root by the child. */
+	if (job.container)
+		wait_for_start();
 	/* A missing workdir is created (owned by the program's user), as container runtimes do. */
 	struct stat st;
-	if (stat(job.workdir, &st) && mkdir_p(job.workdir, 0755) && (job.uid || job.gid))
+	if (!job.container && stat(job.workdir, &st) && mkdir_p(job.workdir, 0755) && (job.uid || job.gid))
 		if (chown(job.workdir, job.uid, job.gid))
 			fail("chown %s: %s", job.workdir, strerror(errno));
 	run(&job, devnull);

@@ -106,6 +106,8 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             return .ok([:])
         case .attach:
             return .ok([:])
+        case .start, .signal:
+            return .failure("\(request.name) is a container request (svm-runtime); this VM is not a container")
         }
     }
 

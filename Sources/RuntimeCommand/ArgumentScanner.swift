@@ -1,0 +1,63 @@
+/// runc-style arguments: `--name value`, `--name=value`, `-name value` (urfave/cli takes
+/// one dash as well as two), boolean flags alone or as `--name=true|false`, then
+/// positional arguments; `--` ends the flags.
+struct ArgumentScanner {
+    /// Flags that take a value, by every name they have (without dashes).
+    let valued: Set<String>
+    /// Flags that take none.
+    let boolean: Set<String>
+
+    struct Result {
+        var values: [String: String] = [:]
+        var flags: Set<String> = []
+        var positional: [String] = []
+    }
+
+    /// - Parameter stopAtFirstPositional: the rest belongs to someone else (a command
+    ///   after the global flags; `exec ID CMD ARGS`).
+    func scan(_ arguments: [String], stopAtFirstPositional: Bool = false) throws(RuntimeFailure) -> Result {
+        var r = Result()
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            i += 1
+            if arg == "--" {
+                r.positional += arguments[i...]
+                break
+            }
+            guard arg.hasPrefix("-"), arg.count > 1 else {
+                r.positional.append(arg)
+                if stopAtFirstPositional {
+                    r.positional += arguments[i...]
+                    break
+                }
+                continue
+            }
+            var name = Substring(arg.dropFirst(arg.hasPrefix("--") ? 2 : 1))
+            var inline: String?
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = name[..<eq]
+            }
+            let key = String(name)
+            if valued.contains(key) {
+                if let inline {
+                    r.values[key] = inline
+                } else {
+                    guard i < arguments.count else { throw RuntimeFailure("flag \(arg) needs a value", .usage) }
+                    r.values[key] = arguments[i]
+                    i += 1
+                }
+            } else if boolean.contains(key) {
+                switch inline {
+                case nil, "true", "1": r.flags.insert(key)
+                case "false", "0": r.flags.remove(key)
+                default: throw RuntimeFailure("flag --\(key) takes true or false, not \(inline!)", .usage)
+                }
+            } else {
+                throw RuntimeFailure("unknown flag \(arg)", .usage)
+            }
+        }
+        return r
+    }
+}

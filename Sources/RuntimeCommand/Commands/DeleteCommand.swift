@@ -1,0 +1,27 @@
+import Control
+import Glibc
+
+/// `delete [--force] ID`: removes a stopped container's state; with --force a running
+/// one's VM is ended first (its virtiofsds end with it).
+enum DeleteCommand {
+    static let command = RuntimeCommand.Command(name: "delete", summary: "remove a container (--force: end it first)", run: run)
+
+    static func run(_ arguments: [String], _ context: RuntimeCommand.Context) throws(RuntimeFailure) -> Int32 {
+        let args = try ArgumentScanner(valued: [], boolean: ["force", "f"]).scan(arguments)
+        let id = try RuntimeCommand.containerID(args.positional, command: "delete")
+        guard let vm = context.store.directory.record(of: id) else { throw RuntimeFailure("container \(id) does not exist", .notFound) }
+        if vm.live {
+            guard args.flags.contains("force") || args.flags.contains("f") else {
+                throw RuntimeFailure("cannot delete container \(id): it is running (kill it, or delete --force)", .wrongState)
+            }
+            _ = try? ControlClient.send(.kill, to: vm.controlSocketPath, timeout: 5)
+            if !context.store.waitUntilStopped(id, timeout: 10), let pid = vm.pid, pid > 1 {
+                // It holds the lock, so this pid is still the VM process (not a reused one).
+                kill(pid, SIGKILL)
+                _ = context.store.waitUntilStopped(id, timeout: 5)
+            }
+        }
+        do { try context.store.directory.remove(id) } catch { throw RuntimeFailure("\(error)", .failed) }
+        return 0
+    }
+}

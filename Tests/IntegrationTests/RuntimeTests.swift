@@ -1,0 +1,112 @@
+import Glibc
+import XCTest
+
+/// svm-runtime through its real binary: the bad-bundle table (no VM needed: each case is
+/// refused before one boots, and leaves nothing behind), and podman running a container
+/// in an svm VM (one boot, several assertions). Needs root and /dev/kvm; the podman test
+/// needs podman (CI installs it, with `default_ulimits = []`, see .ci/run).
+final class RuntimeTests: XCTestCase {
+    static var runtime: String {
+        let svm = SVMProcess.binary
+        return String(svm[..<(svm.lastIndex(of: "/") ?? svm.startIndex)]) + "/svm-runtime"
+    }
+
+    func makeBundle(_ config: String?, rootfs: Bool = true) throws -> String {
+        var template = Array("/tmp/svm-bundle.XXXXXX".utf8CString)
+        let dir = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        if rootfs { mkdir(dir + "/rootfs", 0o755) }
+        if let config {
+            let fd = open(dir + "/config.json", O_WRONLY | O_CREAT, 0o644)
+            _ = config.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+        }
+        return dir
+    }
+
+    func testBadBundlesAreOneLineAndLeaveNothing() throws {
+        guard access(Self.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+        let root = try makeBundle(nil, rootfs: false)
+        defer { _ = hostCommand(["rm", "-rf", root]) }
+        let good = #"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/"}}"#
+        let cases: [(config: String?, rootfs: Bool, id: String, status: Int32, message: String)] = [
+            (nil, true, "c1", 3, "config.json"),
+            ("{not json", true, "c2", 3, "invalid JSON"),
+            (#"{"ociVersion":"9.0","root":{"path":"rootfs"},"process":{"args":["sh"]}}"#, true, "c3", 3, "ociVersion \"9.0\" is not supported"),
+            (good, false, "c4", 3, "not a directory"),
+            (good, true, "bad/id", 2, "not a container ID"),
+            (#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"terminal":true}}"#, true, "c5", 3, "process.terminal"),
+        ]
+        for c in cases {
+            let bundle = try makeBundle(c.config, rootfs: c.rootfs)
+            defer { _ = hostCommand(["rm", "-rf", bundle]) }
+            let log = bundle + "/log.json"
+            let p = try SVMProcess(arguments: ["--root", root, "--log", log, "--log-format", "json", "create", "--bundle", bundle,
+                                               "--pid-file", bundle + "/pid", c.id], binary: Self.runtime)
+            let status = p.waitForExit(timeout: 30)
+            XCTAssertEqual(status, c.status, "\(c.id): \(p.stderrText)")
+            let lines = p.stderrText.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "one line: \(p.stderrText)")
+            XCTAssertTrue(p.stderrText.contains(c.message), "\(c.id): \(p.stderrText)")
+            let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertTrue(logged.contains("\"level\":\"error\"") && logged.contains("\"msg\":"), "json log: \(logged)")
+            XCTAssertNotEqual(access(bundle + "/pid", F_OK), 0, "no pid file after a failed create")
+            XCTAssertEqual(hostCommand(["ls", "-A", root]).output, "", "nothing left in --root")
+        }
+        // The other commands on a container that is not there.
+        for args in [["state", "nope"], ["start", "nope"], ["kill", "nope", "KILL"], ["delete", "nope"]] {
+            let p = try SVMProcess(arguments: ["--root", root] + args, binary: Self.runtime)
+            XCTAssertEqual(p.waitForExit(timeout: 30), 4, "\(args): \(p.stderrText)")
+            XCTAssertTrue(p.stderrText.contains("does not exist"), p.stderrText)
+        }
+        let version = try SVMProcess(arguments: ["--version"], binary: Self.runtime)
+        XCTAssertEqual(version.waitForExit(timeout: 30), 0)
+        XCTAssertTrue(version.stdoutText.hasPrefix("runc version "), "callers parse runc's first line: \(version.stdoutText)")
+        let kill = try SVMProcess(arguments: ["--root", root, "kill", "x", "NOSIG"], binary: Self.runtime)
+        XCTAssertEqual(kill.waitForExit(timeout: 30), 2, kill.stderrText)
+    }
+
+    /// `podman run --rm` of a local busybox image: the output, the status, stderr apart
+    /// from stdout, the guest's kernel and hostname; nothing left afterwards.
+    func testPodmanRunsAContainerInAVM() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root") }
+        guard access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs /dev/kvm") }
+        guard hostCommand(["sh", "-c", "command -v podman"]).status == 0 else { throw XCTSkip("needs podman") }
+        guard access(Self.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+        let image = "localhost/svm-test-busybox:1"
+        let rootfs = try makeBundle(nil, rootfs: false)
+        defer { _ = hostCommand(["rm", "-rf", rootfs]) }
+        mustRun(["sh", "-c", """
+            set -e; mkdir -p \(rootfs)/bin \(rootfs)/etc \(rootfs)/tmp; cp /bin/busybox \(rootfs)/bin/
+            for a in $(/bin/busybox --list); do [ -e \(rootfs)/bin/$a ] || ln -s busybox \(rootfs)/bin/$a; done
+            echo 'root:x:0:0:root:/root:/bin/sh' > \(rootfs)/etc/passwd; echo 'root:x:0:' > \(rootfs)/etc/group
+            tar -C \(rootfs) -cf \(rootfs).tar . && podman import -q \(rootfs).tar \(image) >/dev/null && rm -f \(rootfs).tar
+            """])
+        let root = "/run/svm-runtime-test"
+        let script = "echo hi; echo to-stderr >&2; echo kernel=$(uname -r); echo host=$(hostname); test -e /proc/self/stat && echo proc; exit 3"
+        let p = try SVMProcess(arguments: ["--runtime", Self.runtime, "--runtime-flag", "root=\(root)", "run", "--rm",
+                                           "--name", "svm-test-run", "--hostname", "svmbox", image, "sh", "-c", script],
+                               binary: "podman")
+        let status = p.waitForExit(timeout: 600)
+        XCTAssertEqual(status, 3, "the container's status: \(p.stdoutText) / \(p.stderrText)")
+        let out = p.stdoutText
+        XCTAssertTrue(out.contains("hi\n"), out)
+        XCTAssertFalse(out.contains("to-stderr"), "stderr stays apart: \(out)")
+        XCTAssertTrue(p.stderrText.contains("to-stderr"), p.stderrText)
+        XCTAssertTrue(out.contains("host=svmbox"), out)
+        XCTAssertTrue(out.contains("proc"), "the container's /proc is mounted: \(out)")
+        let hostKernel = hostCommand(["uname", "-r"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(out.contains("kernel="), out)
+        XCTAssertFalse(out.contains("kernel=\(hostKernel)\n"), "the guest's kernel, not the host's \(hostKernel): \(out)")
+        // podman deletes it (from conmon's exit command, after `run` returns): no state,
+        // no VM process, no virtiofsd of it.
+        var left = "?"
+        for _ in 0..<120 {
+            left = hostCommand(["sh", "-c", "ls -A \(root) 2>/dev/null"]).output
+            if left.isEmpty { break }
+            usleep(500_000)
+        }
+        XCTAssertEqual(left, "", "podman's delete removed the container's state")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "svm-runtime.*_vm"]).status, 0, "no VM process left")
+        _ = hostCommand(["podman", "rmi", "-f", image])
+    }
+}
