@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "Host", "TestSupport"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
-        .testTarget(name: "HostTests", dependencies: ["Host"]),
+        .testTarget(name: "HostTests", dependencies: ["Host", "CKVM"]),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "Virtio", "Memory", "Host", "CKVM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "Host"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Host", "TestSupport"]),

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include "ckvm.h"
 
@@ -109,4 +110,23 @@ int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const ch
     execv(path, argv);
     child_fail(log_fd, path);
     return -1;
+}
+
+int ckvm_open_pty(int *replica, char *name, size_t name_size) {
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -1;
+    if (grantpt(master) != 0 || unlockpt(master) != 0 || ptsname_r(master, name, name_size) != 0) {
+        int e = errno;
+        close(master);
+        errno = e;
+        return -1;
+    }
+    *replica = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (*replica < 0) {
+        int e = errno;
+        close(master);
+        errno = e;
+        return -1;
+    }
+    return master;
 }

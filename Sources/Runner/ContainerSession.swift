@@ -96,7 +96,9 @@ public final class ContainerSession: @unchecked Sendable {
             throw RunError("no guest kernel in \(cache)/default: run scripts/build-guest-kernel")
         }
         var job = request.job
-        job.hasStdin = StdinForwarder.shouldForward(fd: io.input, tty: false)
+        // With a terminal, io.input is its replica: bytes go raw to hvc0, the guest's
+        // terminal, as keys; without one, stdin is framed (and has an end).
+        job.hasStdin = !job.tty && StdinForwarder.shouldForward(fd: io.input, tty: false)
         let image = try ContainerImage.build(job: job, files: request.files, initBinary: initBinary, environment: environment)
         defer { image.remove() }
 
@@ -132,7 +134,12 @@ public final class ContainerSession: @unchecked Sendable {
             commands = try GuestCommandSender(console: console, ready: control.readyEvent)
             // stdin goes to the process only once it is started: the init reads nothing
             // but the start frame before that.
-            if job.hasStdin { forwarder = try StdinForwarder(fd: io.input, console: console, ready: started) }
+            if job.tty {
+                forwarder = try StdinForwarder(fd: io.input, console: machine.console(role: .programOutput)!, ready: started,
+                                               mode: .passthrough)
+            } else if job.hasStdin {
+                forwarder = try StdinForwarder(fd: io.input, console: console, ready: started)
+            }
             try machine.start(kick: kick)
         } catch {
             machine.end(.hostFailure("\(error)"))
@@ -153,6 +160,10 @@ public final class ContainerSession: @unchecked Sendable {
         }) else { return false }
         let started = self.started
         commands?.send(.start) { started.signal() }
+        // The engine may have sized the terminal since create.
+        if request.job.tty, let size = TerminalSize.of(fd: io.input) {
+            commands?.send(.windowSize(rows: size.rows, columns: size.columns))
+        }
         return true
     }
 
@@ -160,6 +171,12 @@ public final class ContainerSession: @unchecked Sendable {
     /// default is to terminate ends the VM (the process never ran: 128 + signal).
     public func signal(_ number: Int32, all: Bool) {
         switch currentPhase {
+        case .running where number == SIGWINCH && request.job.tty:
+            // The engine resized the terminal (its master): the guest's terminal follows,
+            // and the guest kernel sends the program its own SIGWINCH.
+            if let size = TerminalSize.of(fd: io.input) {
+                commands?.send(.windowSize(rows: size.rows, columns: size.columns))
+            }
         case .running:
             commands?.send(.signal(number, all: all))
         case .created:

@@ -19,8 +19,11 @@ final class StdinForwarder: @unchecked Sendable {
     enum Mode {
         /// `I`/`E` frames on the control console.
         case frames
-        /// Raw bytes on the program's terminal console.
+        /// Raw bytes on the program's terminal console, with svm's Ctrl-A keys.
         case terminal
+        /// Raw bytes on the program's terminal console, every byte the program's (a
+        /// container's terminal: the engine has its own detach keys).
+        case passthrough
     }
 
     /// Whether svm's stdin should be forwarded at all: not when it is closed, and not

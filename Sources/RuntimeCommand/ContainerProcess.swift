@@ -58,6 +58,7 @@ enum ContainerProcess {
                 throw RuntimeFailure("container \(id): no record in \(claim.directory)")
             }
             let plan = try CreateCommand.loadPlan(bundle: record.bundle)
+            let io = try terminalIO(plan: plan, environment: environment) ?? RunIO(input: 0, output: 1, error: 2)
             let consoleLog: ConsoleLog
             do { consoleLog = try ConsoleLog(path: claim.consoleLogPath) } catch { throw RuntimeFailure("\(error)") }
             let request = ContainerRequest(
@@ -66,7 +67,7 @@ enum ContainerProcess {
                 files: plan.files.map { .init(initramfsPath: $0.initramfsPath, hostPath: $0.hostPath) },
                 memory: plan.memory, cpus: plan.cpus, kernel: environment["SVM_RUNTIME_KERNEL"], directory: claim.directory)
             do {
-                session = try ContainerSession(request: request, environment: environment, io: RunIO(input: 0, output: 1, error: 2),
+                session = try ContainerSession(request: request, environment: environment, io: io,
                                                serialOutput: { bytes in consoleLog.append(bytes) })
                 try session.boot(kick: kick)
             } catch { throw RuntimeFailure("\(error)") }
@@ -90,6 +91,27 @@ enum ContainerProcess {
         try? claim.writeExitRecord(ExitRecord(status: Int(status), reason: outcome.message ?? "exited", endedAt: Double(time(nil))))
         server.stop()
         return status
+    }
+
+    /// With `process.terminal`: a host pty whose master goes to the engine over the console
+    /// socket (runc's protocol) now, before the guest is up (containerd's shim waits at
+    /// most 30 s for it); the replica stands for the guest's terminal. It becomes this
+    /// process's controlling terminal, so the engine's resizes arrive as SIGWINCH (passed on
+    /// as the guest terminal's new size) and its hang-up as SIGHUP (passed on as a signal).
+    static func terminalIO(plan: ContainerPlan, environment: [String: String]) throws(RuntimeFailure) -> RunIO? {
+        guard plan.terminal else { return nil }
+        guard let socket = environment[CreateCommand.consoleSocketVariable], !socket.isEmpty else {
+            throw RuntimeFailure("process.terminal needs --console-socket", .usage)
+        }
+        do {
+            let pty = try PseudoTerminal.open(size: plan.consoleSize)
+            setsid()
+            guard ioctl(pty.replica, UInt(TIOCSCTTY), 0) == 0 else { throw HostError.last("ioctl TIOCSCTTY \(pty.replicaPath)") }
+            try pty.sendMaster(to: socket)
+            return RunIO(input: pty.replica, output: pty.replica, error: pty.replica)
+        } catch {
+            throw RuntimeFailure("terminal: \(error)")
+        }
     }
 
     /// As a shell reports it: the status, or 128 + the signal; 127/126 when the process

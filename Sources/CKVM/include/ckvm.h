@@ -175,4 +175,10 @@ long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int ca
 static inline int ckvm_become_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source);
 
+// A pseudo-terminal pair (posix_openpt, grantpt, unlockpt, ptsname_r: GNU declarations the
+// Swift Glibc module does not see), both ends close-on-exec, the replica not made anyone's
+// controlling terminal. Returns the master and sets *replica and `name` (the replica's
+// path), or -1 with errno.
+int ckvm_open_pty(int *replica, char *name, size_t name_size);
+
 #endif

@@ -16,14 +16,17 @@ enum CreateCommand {
     /// Environment variables that hand the VM process its descriptors.
     static let readyFDVariable = "SVM_RUNTIME_READY_FD"
     static let lockFDVariable = "SVM_RUNTIME_LOCK_FD"
+    /// The console socket's path, with `process.terminal`.
+    static let consoleSocketVariable = "SVM_RUNTIME_CONSOLE_SOCKET"
 
     static func run(_ arguments: [String], _ context: RuntimeCommand.Context) throws(RuntimeFailure) -> Int32 {
         let args = try scanner.scan(arguments)
         let id = try RuntimeCommand.containerID(args.positional, command: "create")
         let bundle = try absoluteBundle(args.values["bundle"] ?? args.values["b"] ?? ".")
         let plan = try loadPlan(bundle: bundle)
-        if plan.terminal {
-            throw RuntimeFailure("config.json: process.terminal is not supported yet (run without -t)", .badBundle)
+        let consoleSocket = args.values["console-socket"]
+        if plan.terminal && consoleSocket == nil {
+            throw RuntimeFailure("config.json: process.terminal is set but no --console-socket was given for its master", .usage)
         }
         for note in plan.notes { context.log.warning(note) }
 
@@ -42,7 +45,9 @@ enum CreateCommand {
             throw RuntimeFailure("\(error)", .failed)
         }
         let pid: pid_t
-        do { pid = try startVMProcess(id: id, claim: claim, context: context) } catch {
+        var vmContext = context
+        vmContext.environment[consoleSocketVariable] = plan.terminal ? consoleSocket : nil
+        do { pid = try startVMProcess(id: id, claim: claim, context: vmContext) } catch {
             claim.discard()
             throw error
         }
