@@ -23,6 +23,28 @@ final class RuntimeTests: XCTestCase {
         return dir
     }
 
+
+    /// Imports a busybox root file system as a local image (no registry here).
+    static func importBusybox(as image: String) throws {
+        var template = Array("/tmp/svm-image.XXXXXX".utf8CString)
+        let rootfs = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        defer { _ = hostCommand(["rm", "-rf", rootfs, rootfs + ".tar"]) }
+        mustRun(["sh", "-c", """
+            set -e; mkdir -p \(rootfs)/bin \(rootfs)/etc \(rootfs)/tmp \(rootfs)/www; cp /bin/busybox \(rootfs)/bin/
+            for a in $(/bin/busybox --list); do [ -e \(rootfs)/bin/$a ] || ln -s busybox \(rootfs)/bin/$a; done
+            echo 'root:x:0:0:root:/root:/bin/sh' > \(rootfs)/etc/passwd; echo 'root:x:0:' > \(rootfs)/etc/group
+            echo 'svm test page' > \(rootfs)/www/index.html
+            tar -C \(rootfs) -cf \(rootfs).tar . && podman import -q \(rootfs).tar \(image) >/dev/null
+            """])
+    }
+
+    static func requirePodman() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root") }
+        guard access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs /dev/kvm") }
+        guard hostCommand(["sh", "-c", "command -v podman"]).status == 0 else { throw XCTSkip("needs podman") }
+        guard access(runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+    }
+
     func testBadBundlesAreOneLineAndLeaveNothing() throws {
         guard access(Self.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
         let root = try makeBundle(nil, rootfs: false)
@@ -69,22 +91,19 @@ final class RuntimeTests: XCTestCase {
     /// `podman run --rm` of a local busybox image: the output, the status, stderr apart
     /// from stdout, the guest's kernel and hostname; nothing left afterwards.
     func testPodmanRunsAContainerInAVM() throws {
-        guard geteuid() == 0 else { throw XCTSkip("needs root") }
-        guard access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs /dev/kvm") }
-        guard hostCommand(["sh", "-c", "command -v podman"]).status == 0 else { throw XCTSkip("needs podman") }
-        guard access(Self.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+        try Self.requirePodman()
         let image = "localhost/svm-test-busybox:1"
+        try Self.importBusybox(as: image)
         let rootfs = try makeBundle(nil, rootfs: false)
         defer { _ = hostCommand(["rm", "-rf", rootfs]) }
-        mustRun(["sh", "-c", """
-            set -e; mkdir -p \(rootfs)/bin \(rootfs)/etc \(rootfs)/tmp; cp /bin/busybox \(rootfs)/bin/
-            for a in $(/bin/busybox --list); do [ -e \(rootfs)/bin/$a ] || ln -s busybox \(rootfs)/bin/$a; done
-            echo 'root:x:0:0:root:/root:/bin/sh' > \(rootfs)/etc/passwd; echo 'root:x:0:' > \(rootfs)/etc/group
-            tar -C \(rootfs) -cf \(rootfs).tar . && podman import -q \(rootfs).tar \(image) >/dev/null && rm -f \(rootfs).tar
-            """])
-        let root = "/run/svm-runtime-test"
+        // The default --root: podman passes --runtime-flag values to its own runtime calls
+        // but not to the `podman container cleanup` that conmon runs when the container
+        // exits, and that is what deletes a --rm container's state.
+        let root = ContainerRoot.path
+        let cidFile = rootfs + ".cid"
+        defer { unlink(cidFile) }
         let script = "echo hi; echo to-stderr >&2; echo kernel=$(uname -r); echo host=$(hostname); test -e /proc/self/stat && echo proc; exit 3"
-        let p = try SVMProcess(arguments: ["--runtime", Self.runtime, "--runtime-flag", "root=\(root)", "run", "--rm",
+        let p = try SVMProcess(arguments: ["--runtime", Self.runtime, "run", "--rm", "--cidfile", cidFile,
                                            "--name", "svm-test-run", "--hostname", "svmbox", image, "sh", "-c", script],
                                binary: "podman")
         let status = p.waitForExit(timeout: 600)
@@ -100,14 +119,22 @@ final class RuntimeTests: XCTestCase {
         XCTAssertFalse(out.contains("kernel=\(hostKernel)\n"), "the guest's kernel, not the host's \(hostKernel): \(out)")
         // podman deletes it (from conmon's exit command, after `run` returns): no state,
         // no VM process, no virtiofsd of it.
-        var left = "?"
+        let id = ((try? String(contentsOfFile: cidFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertFalse(id.isEmpty, "podman wrote the container's ID")
+        var left = true
         for _ in 0..<120 {
-            left = hostCommand(["sh", "-c", "ls -A \(root) 2>/dev/null"]).output
-            if left.isEmpty { break }
+            left = access(root + "/" + id, F_OK) == 0
+            if !left { break }
             usleep(500_000)
         }
-        XCTAssertEqual(left, "", "podman's delete removed the container's state")
-        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "svm-runtime.*_vm"]).status, 0, "no VM process left")
+        XCTAssertFalse(left, "podman's delete removed the container's state \(root)/\(id)")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "svm-runtime.*_vm \(id)"]).status, 0, "no VM process left")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "virtiofsd.*\(id)"]).status, 0, "no virtiofsd left")
         _ = hostCommand(["podman", "rmi", "-f", image])
     }
+}
+
+/// svm-runtime's default --root, where containers run by engines keep their state.
+enum ContainerRoot {
+    static let path = "/run/svm-runtime"
 }

@@ -99,8 +99,10 @@ static void make_file(const char *path)
 	close(fd);
 }
 
-/* The devices every container has on a tmpfs /dev (as runc makes them), and the links. */
-static void populate_dev(const char *dev)
+/* The devices every container has on a tmpfs /dev (as runc makes them), and the links;
+ * with a terminal, the guest's terminal (hvc0) bound on /dev/console as runc binds its
+ * pty there, so that ttyname() inside the container finds it. */
+static void populate_dev(const char *dev, int tty)
 {
 	static const struct { const char *name; unsigned major, minor; } nodes[] = {
 		{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 },
@@ -122,6 +124,12 @@ static void populate_dev(const char *dev)
 		if (symlink(links[i].target, path) && errno != EEXIST)
 			fail("symlink %s: %s", path, strerror(errno));
 	}
+	if (tty) {
+		snprintf(path, sizeof path, "%s/console", dev);
+		make_file(path);
+		if (mount(HVC "0", path, NULL, MS_BIND, NULL))
+			fail("bind %s on %s: %s", HVC "0", path, strerror(errno));
+	}
 }
 
 /* File systems a small guest kernel may lack (cgroups, POSIX message queues): the
@@ -133,7 +141,7 @@ static int optional_fs(const struct cmount *m)
 
 /* The container's root from the share, then its mounts in the bundle's order; an
  * optional file system the kernel lacks is left out with a line on the console. */
-static void container_mounts(const struct container *c)
+static void container_mounts(const struct container *c, int tty)
 {
 	mkdir_p(CONTAINER_ROOT, 0755);
 	unsigned long rootflags = (c->cflags & CFLAG_READONLY_ROOT) ? MS_RDONLY : 0;
@@ -176,7 +184,7 @@ static void container_mounts(const struct container *c)
 		    mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | (m->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)), NULL))
 			fail("remount %s: %s", m->dest, strerror(errno));
 		if (m->kind == MOUNT_FS && !strcmp(m->dest, "/dev") && !strcmp(m->source, "tmpfs"))
-			populate_dev(path);
+			populate_dev(path, tty);
 	}
 	if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)))
 		fail("sethostname %s: %s", c->hostname, strerror(errno));

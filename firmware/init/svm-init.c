@@ -1019,7 +1019,7 @@ int main(int argc, char **argv)
 	read_job("/svm/job", &job);
 	if (job.container) {
 		/* The container's own /proc, /sys, /dev/shm come from its mounts, in its root. */
-		container_mounts(job.container);
+		container_mounts(job.container, (job.flags & FLAG_TTY) != 0);
 	} else {
 		mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 		mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
