@@ -12,6 +12,7 @@ public enum ControlFrame {
     public static let stop: UInt8 = UInt8(ascii: "S")
     public static let start: UInt8 = UInt8(ascii: "G")
     public static let signal: UInt8 = UInt8(ascii: "K")
+    public static let network: UInt8 = UInt8(ascii: "N")
     // Guest → host
     public static let ready: UInt8 = UInt8(ascii: "R")
     public static let exit: UInt8 = UInt8(ascii: "X")
@@ -44,6 +45,8 @@ public enum HostFrame: Equatable, Sendable {
     case start
     /// Containers: deliver `signal` to the process, or with `all` to every process but the init.
     case signal(Int32, all: Bool)
+    /// Containers, before `start`: the address to put on eth0.
+    case network(GuestNetwork)
 
     /// The init's grace period for a stop request that does not say (an empty 'S' frame).
     public static let defaultStopGraceMilliseconds: UInt32 = 10_000
@@ -74,6 +77,8 @@ public enum HostFrame: Equatable, Sendable {
             return ControlFrame.encode(type: ControlFrame.start, payload: [])
         case let .signal(number, all):
             return ControlFrame.encode(type: ControlFrame.signal, payload: Self.le32(UInt32(bitPattern: number)) + Self.le32(all ? 1 : 0))
+        case let .network(config):
+            return ControlFrame.encode(type: ControlFrame.network, payload: config.payload)
         }
     }
 

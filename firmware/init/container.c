@@ -13,6 +13,8 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
+#include "network.c"
+
 static int rd_u64(struct reader *r, uint64_t *v)
 {
 	uint32_t lo, hi;
@@ -207,17 +209,28 @@ static int read_exact(int fd, uint8_t *p, size_t n)
 	return 0;
 }
 
-/* The process must not run before the engine says start: frames until 'G' are read
- * and skipped (the host sends nothing else meaningful before it). */
+/* The process must not run before the engine says start: frames until 'G' are read;
+ * 'N' configures the network (the engine may have made it only after create), anything
+ * else is skipped. */
 static void wait_for_start(void)
 {
 	uint8_t hdr[5], skip[256];
+	loopback_up();
 	for (;;) {
 		if (ctl_in < 0 || read_exact(ctl_in, hdr, 5))
 			fail("control channel closed before the start request");
 		uint32_t left = get_le32(hdr + 1);
 		if (hdr[0] == 'G' && left == 0)
 			return;
+		if (hdr[0] == 'N') {
+			uint8_t net[NET_PAYLOAD_SIZE];
+			if (left != NET_PAYLOAD_SIZE)
+				fail("network frame of %u bytes (expected %d)", left, NET_PAYLOAD_SIZE);
+			if (read_exact(ctl_in, net, sizeof net))
+				fail("control channel closed before the start request");
+			configure_network(net);
+			continue;
+		}
 		while (left > 0) {
 			uint32_t n = left < sizeof skip ? left : (uint32_t)sizeof skip;
 			if (read_exact(ctl_in, skip, n))
