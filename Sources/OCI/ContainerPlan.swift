@@ -24,12 +24,15 @@ public struct ContainerPlan: Equatable, Sendable {
     public var cpus: Int
     public var terminal: Bool
     public var consoleSize: (rows: UInt16, columns: UInt16)?
+    /// The hooks svm-runtime runs on the host, by name (`prestart`, `createRuntime`,
+    /// `poststart`, `poststop`), in the bundle's order.
+    public var hooks: [String: [OCISpec.Hook]] = [:]
     /// Things the bundle asked for that the VM does differently (for the log).
     public var notes: [String]
 
     public static func == (a: ContainerPlan, b: ContainerPlan) -> Bool {
         a.job == b.job && a.shares == b.shares && a.files == b.files && a.memory == b.memory && a.cpus == b.cpus
-            && a.terminal == b.terminal && a.notes == b.notes
+            && a.terminal == b.terminal && a.notes == b.notes && a.hooks == b.hooks
     }
 
     /// Defaults when neither the bundle's resources nor an annotation says.
@@ -53,9 +56,7 @@ public struct ContainerPlan: Equatable, Sendable {
         if spec.uidMappings > 0 || spec.gidMappings > 0 || spec.namespaces.contains(where: { $0.type == "user" }) {
             throw OCIError("config.json: user namespaces (linux.uidMappings, rootless engines) are not supported: files in shares would be written with the guest's ids")
         }
-        if let name = spec.hooks.keys.sorted().first(where: { !(spec.hooks[$0] ?? []).isEmpty }) {
-            throw OCIError("config.json: hooks.\(name) is not supported yet (hooks would run on the host)")
-        }
+        let hooks = try hostHooks(spec.hooks)
         for env in process.env where env.firstIndex(of: "=").map({ $0 == env.startIndex }) ?? true {
             throw OCIError("config.json: process.env entry \(env.debugDescription) is not KEY=VALUE")
         }
@@ -133,8 +134,30 @@ public struct ContainerPlan: Equatable, Sendable {
                              container: container)
         var plan = ContainerPlan(job: job, shares: shares, files: files, memory: defaultMemory, cpus: 1,
                                  terminal: process.terminal, consoleSize: process.consoleSize, notes: notes)
+        plan.hooks = hooks
         try plan.size(spec: spec, hostCPUs: hostCPUs)
         return plan
+    }
+
+    /// Hooks that run in the runtime's namespace (runc runs them on the host too): kept.
+    /// `createContainer` and `startContainer` run inside the container, where a host path
+    /// means nothing (the container is a VM with the image's files): refused.
+    static let hostHookNames: Set<String> = ["prestart", "createRuntime", "poststart", "poststop"]
+
+    public static func hostHooks(_ hooks: [String: [OCISpec.Hook]]) throws(OCIError) -> [String: [OCISpec.Hook]] {
+        var kept: [String: [OCISpec.Hook]] = [:]
+        for name in hooks.keys.sorted() {
+            guard let list = hooks[name], !list.isEmpty else { continue }
+            guard hostHookNames.contains(name) else {
+                throw OCIError("config.json: hooks.\(name) is not supported (it would run inside the container, which is a VM)")
+            }
+            for (i, hook) in list.enumerated() {
+                guard hook.path.hasPrefix("/") else { throw OCIError("config.json: hooks.\(name)[\(i)].path \(hook.path) is not absolute") }
+                if let t = hook.timeout, t <= 0 { throw OCIError("config.json: hooks.\(name)[\(i)].timeout \(t) is not positive") }
+            }
+            kept[name] = list
+        }
+        return kept
     }
 
     /// Memory and vCPUs: the annotation, else the bundle's limits, else the defaults.

@@ -88,6 +88,51 @@ final class RuntimeTests: XCTestCase {
         XCTAssertEqual(kill.waitForExit(timeout: 30), 2, kill.stderrText)
     }
 
+    /// Host hooks through the real binary, without waiting for a guest: prestart sees the
+    /// state (creating, the VM process's pid) on stdin; a failing createRuntime hook fails
+    /// create and leaves nothing; poststop runs after delete.
+    func testHooksRunOnTheHost() throws {
+        guard geteuid() == 0, access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs root and /dev/kvm") }
+        guard access(Self.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+        let root = try makeBundle(nil, rootfs: false)
+        defer { _ = hostCommand(["rm", "-rf", root]) }
+        func config(createRuntimeStatus: Int, bundle: String) -> String {
+            #"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/"},"hooks":{"#
+                + #""prestart":[{"path":"/bin/sh","args":["sh","-c","cat > \#(bundle)/prestart.json"]}],"#
+                + #""createRuntime":[{"path":"/bin/sh","args":["sh","-c","echo said-by-hook; exit \#(createRuntimeStatus)"]}],"#
+                + #""poststop":[{"path":"/bin/sh","args":["sh","-c","cat > \#(bundle)/poststop.json"],"timeout":10}]}}"#
+        }
+        // A failing createRuntime hook: create fails, after prestart ran; nothing is left.
+        let failing = try makeBundle(nil)
+        defer { _ = hostCommand(["rm", "-rf", failing]) }
+        mustRun(["sh", "-c", "cat > \(failing)/config.json <<'EOF'\n\(config(createRuntimeStatus: 3, bundle: failing))\nEOF"])
+        let p = try SVMProcess(arguments: ["--root", root, "create", "--bundle", failing, "--pid-file", failing + "/pid", "hooked1"],
+                               binary: Self.runtime)
+        XCTAssertEqual(p.waitForExit(timeout: 60), 1, p.stderrText)
+        XCTAssertTrue(p.stderrText.contains("hooks.createRuntime[0] /bin/sh: exit status 3: said-by-hook"), p.stderrText)
+        let prestart = (try? String(contentsOfFile: failing + "/prestart.json", encoding: .utf8)) ?? ""
+        XCTAssertTrue(prestart.contains(#""status":"creating""#) && prestart.contains(#""id":"hooked1""#), prestart)
+        XCTAssertFalse(prestart.contains(#""pid":0"#), "the VM process's pid: \(prestart)")
+        XCTAssertNotEqual(access(failing + "/pid", F_OK), 0, "no pid file")
+        XCTAssertEqual(hostCommand(["ls", "-A", root]).output, "", "nothing left in --root")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "svm-runtime.*_vm hooked1"]).status, 0, "no VM process left")
+        // Hooks that succeed: created, then delete --force runs poststop with the state.
+        let good = try makeBundle(nil)
+        defer { _ = hostCommand(["rm", "-rf", good]) }
+        mustRun(["sh", "-c", "cat > \(good)/config.json <<'EOF'\n\(config(createRuntimeStatus: 0, bundle: good))\nEOF"])
+        let c = try SVMProcess(arguments: ["--root", root, "create", "--bundle", good, "--pid-file", good + "/pid", "hooked2"],
+                               binary: Self.runtime)
+        XCTAssertEqual(c.waitForExit(timeout: 60), 0, c.stderrText)
+        let pid = ((try? String(contentsOfFile: good + "/pid", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue((try? String(contentsOfFile: good + "/prestart.json", encoding: .utf8))?.contains(#""pid":\#(pid)"#) ?? false)
+        let d = try SVMProcess(arguments: ["--root", root, "delete", "--force", "hooked2"], binary: Self.runtime)
+        XCTAssertEqual(d.waitForExit(timeout: 60), 0, d.stderrText)
+        let poststop = (try? String(contentsOfFile: good + "/poststop.json", encoding: .utf8)) ?? ""
+        XCTAssertTrue(poststop.contains(#""status":"stopped""#) && poststop.contains(#""id":"hooked2""#), poststop)
+        XCTAssertEqual(hostCommand(["ls", "-A", root]).output, "", "nothing left in --root")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "svm-runtime.*_vm hooked2"]).status, 0, "no VM process left")
+    }
+
     /// `podman run --rm` of a local busybox image: the output, the status, stderr apart
     /// from stdout, the guest's kernel and hostname; nothing left afterwards.
     func testPodmanRunsAContainerInAVM() throws {

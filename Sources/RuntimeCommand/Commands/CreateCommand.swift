@@ -52,17 +52,37 @@ enum CreateCommand {
             throw error
         }
         claim.release()
+        // The container's namespaces exist now (the VM process's): the runtime-namespace
+        // hooks run before create returns, as runc runs them.
+        let state = ContainerStore.State(record: record, status: "creating", pid: pid)
+        for name in ["prestart", "createRuntime"] {
+            do { try HookRunner.run(name, of: plan.hooks, state: state) } catch {
+                abandon(id: id, pid: pid, context: context)
+                throw RuntimeFailure("\(error)", .failed)
+            }
+        }
         if let pidFile = args.values["pid-file"] {
             do { try FileIO.writeFileAtomically(pidFile, Array("\(pid)".utf8)) } catch {
-                kill(pid, SIGKILL)
-                var status: Int32 = 0
-                waitpid(pid, &status, 0)
-                _ = context.store.waitUntilStopped(id, timeout: 5)
-                try? context.store.directory.remove(id)
+                abandon(id: id, pid: pid, context: context)
                 throw RuntimeFailure("--pid-file \(pidFile): \(error)", .failed)
             }
         }
         return 0
+    }
+
+    /// A create that fails after the VM process started: it is killed and its state goes.
+    static func abandon(id: String, pid: pid_t, context: RuntimeCommand.Context) {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = context.store.waitUntilStopped(id, timeout: 5)
+        try? context.store.directory.remove(id)
+    }
+
+    /// The bundle's host hooks, for start and delete (nil when config.json is gone).
+    static func hooks(bundle: String) -> [String: [OCISpec.Hook]]? {
+        guard let spec = try? spec(bundle: bundle) else { return nil }
+        return try? ContainerPlan.hostHooks(spec.hooks)
     }
 
     static func absoluteBundle(_ path: String) throws(RuntimeFailure) -> String {

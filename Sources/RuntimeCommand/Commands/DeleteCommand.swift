@@ -21,7 +21,14 @@ enum DeleteCommand {
                 _ = context.store.waitUntilStopped(id, timeout: 5)
             }
         }
+        let record = vm.config.flatMap(ContainerStore.Record.init(json:))
         do { try context.store.directory.remove(id) } catch { throw RuntimeFailure("\(error)", .failed) }
+        // After the container is gone; a failure is a warning (runtime-spec).
+        if let record, let hooks = CreateCommand.hooks(bundle: record.bundle), hooks["poststop"] != nil {
+            do { try HookRunner.run("poststop", of: hooks, state: .init(record: record, status: "stopped", pid: 0)) } catch {
+                context.log.warning("\(error)")
+            }
+        }
         return 0
     }
 }

@@ -10,6 +10,12 @@ enum StartCommand {
             throw RuntimeFailure("cannot start container \(id): it is \(state.status), not created", .wrongState)
         }
         _ = try context.store.send(.start, to: id)
+        // A failing poststart hook is a warning: the container runs (runtime-spec).
+        if let hooks = CreateCommand.hooks(bundle: state.record.bundle), hooks["poststart"] != nil {
+            var running = state
+            running.status = "running"
+            do { try HookRunner.run("poststart", of: hooks, state: running) } catch { context.log.warning("\(error)") }
+        }
         return 0
     }
 }
