@@ -110,3 +110,7 @@ int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const ch
     child_fail(log_fd, path);
     return -1;
 }
+
+int ckvm_join_network_namespace(int fd) {
+    return setns(fd, CLONE_NEWNET);
+}

@@ -175,4 +175,8 @@ long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int ca
 static inline int ckvm_become_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source);
 
+// setns(fd, CLONE_NEWNET) (a GNU extension, hence here): moves the calling thread into the
+// network namespace `fd` refers to; threads it creates afterwards start there too.
+int ckvm_join_network_namespace(int fd);
+
 #endif
