@@ -19,7 +19,8 @@ final class ContainerNetwork {
     static let tapName = "svmtap0"
 
     let interface: NamespaceInterface
-    private var connected = false
+    /// The devices whose ingress qdisc we added: only those are ours to remove.
+    private var ingressAdded: [String] = []
 
     private init(interface: NamespaceInterface) { self.interface = interface }
 
@@ -48,24 +49,24 @@ final class ContainerNetwork {
     /// Once the VM has created the TAP: bring it up with the veth's MTU and redirect both
     /// ways. The guest is still booting then (a minute on our hosts); nothing is lost.
     func connect() throws(RuntimeFailure) {
-        connected = true  // from here on, `disconnect` undoes whatever part was done
         let veth = interface.name, tap = Self.tapName
         try NetworkTool.run(["ip", "link", "set", "dev", tap, "mtu", String(interface.mtu), "up"])
         for (from, to) in [(veth, tap), (tap, veth)] {
             try NetworkTool.run(["tc", "qdisc", "add", "dev", from, "ingress"])
+            ingressAdded.append(from)
             try NetworkTool.run(["tc", "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all",
                                  "u32", "match", "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", to])
         }
     }
 
-    /// Removes the redirects (the ingress qdiscs and their filters). The TAP itself goes
-    /// when this process's descriptor on it closes. Failures are ignored: a qdisc that was
-    /// never added, or a veth the engine already removed, leaves nothing to undo.
+    /// Removes the redirects: the ingress qdiscs we added, and their filters with them
+    /// (never one that was there before us). The TAP itself goes when this process's
+    /// descriptor on it closes. Failures are ignored: a veth the engine already removed
+    /// leaves nothing to undo.
     func disconnect() {
-        guard connected else { return }
-        connected = false
-        for device in [interface.name, Self.tapName] {
+        for device in ingressAdded.reversed() {
             _ = try? NetworkTool.execute(["tc", "qdisc", "del", "dev", device, "ingress"])
         }
+        ingressAdded = []
     }
 }

@@ -80,7 +80,10 @@ enum ContainerProcess {
                 server = try ControlServer(path: claim.controlSocketPath, handler: ContainerHandler(session: session))
                 try server.start()
             } catch {
-                session.signal(SIGKILL, all: false)
+                // The VM ends before its virtiofsd do, or the device would report their
+                // hang-up on the container's stderr after our one line.
+                session.end(signal: SIGKILL)
+                _ = session.wait(signalFD: signalFD)
                 throw RuntimeFailure("\(error)")
             }
         } catch {

@@ -89,4 +89,105 @@ final class RuntimeNetworkTests: XCTestCase {
         XCTAssertNotEqual(hostCommand(["pgrep", "-f", "virtiofsd.*\(root)/\(id)"]).status, 0, "no virtiofsd left")
         XCTAssertNotEqual(access(netns, F_OK), 0, "podman removed the network namespace \(netns)")
     }
+
+    /// A network namespace like an engine's: a veth `eth0` with an address and a default
+    /// route; its peer stays in the host's namespace. Deleting the namespace deletes both.
+    func makeNamespace(_ name: String, address: String) {
+        let peer = "svmv" + String(name.suffix(10))
+        mustRun(["sh", "-c", """
+            set -e; ip netns add \(name); ip link add \(peer) type veth peer name eth0 netns \(name)
+            ip -n \(name) addr add \(address)/24 dev eth0; ip -n \(name) link set eth0 up; ip link set \(peer) up
+            ip -n \(name) route add default via \(address.split(separator: ".").prefix(3).joined(separator: ".")).1
+            """])
+    }
+
+    /// `create` with the bundle's network namespace at /run/netns/`netns`, a process that
+    /// never needs to run (these tests end the VM before `start`).
+    func createContainer(root: String, id: String, netns: String) throws -> (SVMProcess, bundle: String) {
+        var template = Array("/tmp/svm-net-bundle.XXXXXX".utf8CString)
+        let bundle = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        mkdir(bundle + "/rootfs", 0o755)
+        let config = """
+            {"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["/bin/true"],"cwd":"/"},
+             "linux":{"namespaces":[{"type":"pid"},{"type":"network","path":"/run/netns/\(netns)"}]}}
+            """
+        mustRun(["sh", "-c", "cat > \(bundle)/config.json <<'EOF'\n\(config)\nEOF"])
+        let p = try SVMProcess(arguments: ["--root", root, "create", "--bundle", bundle, "--pid-file", bundle + "/pid", id],
+                               binary: RuntimeTests.runtime)
+        return (p, bundle)
+    }
+
+    func requireVMHost() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root") }
+        guard access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs /dev/kvm") }
+        guard access(RuntimeTests.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+    }
+
+    /// The VM process ends (here by a TERM before `start`, which ends the VM): the ingress
+    /// qdiscs it added and the TAP are gone from the namespace, which is otherwise as it was.
+    func testRedirectsGoWhenTheVMProcessEnds() throws {
+        try requireVMHost()
+        let netns = "svm-net-end-\(getpid())"
+        let root = "/run/svm-runtime-net-test-end"
+        makeNamespace(netns, address: "10.213.71.2")
+        defer { _ = hostCommand(["ip", "netns", "del", netns]) }
+        let id = "net-end-\(getpid())"
+        let (create, bundle) = try createContainer(root: root, id: id, netns: netns)
+        defer { _ = hostCommand(["rm", "-rf", bundle]) }
+        XCTAssertEqual(create.waitForExit(timeout: 120), 0, "create: \(create.stderrText)")
+        let pid = pid_t(hostCommand(["cat", bundle + "/pid"]).output) ?? 0
+        XCTAssertGreaterThan(pid, 0)
+        let linked = hostCommand(["ip", "-n", netns, "-o", "link", "show", "svmtap0"]).output
+        XCTAssertTrue(linked.contains("UP"), "the TAP, up: \(linked)")
+        XCTAssertTrue(hostCommand(["tc", "-n", netns, "filter", "show", "dev", "eth0", "ingress"]).output.contains("svmtap0"))
+
+        let killer = try SVMProcess(arguments: ["--root", root, "kill", id, "TERM"], binary: RuntimeTests.runtime)
+        XCTAssertEqual(killer.waitForExit(timeout: 30), 0, killer.stderrText)
+        var alive = true
+        for _ in 0..<120 where alive {
+            alive = kill(pid, 0) == 0 && !hostCommand(["cat", "/proc/\(pid)/stat"]).output.contains(") Z")
+            if alive { usleep(250_000) }
+        }
+        XCTAssertFalse(alive, "the VM process ended")
+        // Its exit runs `tc qdisc del`; give a reaped-late process a moment.
+        var qdiscs = ""
+        for _ in 0..<20 {
+            qdiscs = hostCommand(["tc", "-n", netns, "qdisc", "show"]).output
+            if !qdiscs.contains("ingress") && !qdiscs.contains("svmtap0") { break }
+            usleep(250_000)
+        }
+        XCTAssertFalse(qdiscs.contains("ingress"), "the ingress qdiscs were removed: \(qdiscs)")
+        XCTAssertNotEqual(hostCommand(["ip", "-n", netns, "link", "show", "svmtap0"]).status, 0, "the TAP is gone")
+        XCTAssertTrue(hostCommand(["ip", "-n", netns, "-o", "addr", "show", "eth0"]).output.contains("10.213.71.2/24"),
+                      "the veth is as the engine left it")
+        let delete = try SVMProcess(arguments: ["--root", root, "delete", "--force", id], binary: RuntimeTests.runtime)
+        XCTAssertEqual(delete.waitForExit(timeout: 30), 0, delete.stderrText)
+        XCTAssertEqual(hostCommand(["sh", "-c", "ls -A \(root) 2>/dev/null"]).output, "")
+    }
+
+    /// A redirect that cannot be set up (the veth already has an ingress qdisc, which is not
+    /// ours to replace) fails `create` with one line naming the command and what tc said,
+    /// and leaves nothing: no state, no VM process, no TAP; the engine's qdisc stays.
+    func testNetworkSetupFailureIsOneLineAndLeavesNothing() throws {
+        try requireVMHost()
+        let netns = "svm-net-fail-\(getpid())"
+        let root = "/run/svm-runtime-net-test-fail"
+        makeNamespace(netns, address: "10.213.72.2")
+        defer { _ = hostCommand(["ip", "netns", "del", netns]) }
+        mustRun(["tc", "-n", netns, "qdisc", "add", "dev", "eth0", "ingress"])
+        let id = "net-fail-\(getpid())"
+        let (create, bundle) = try createContainer(root: root, id: id, netns: netns)
+        defer { _ = hostCommand(["rm", "-rf", bundle]) }
+        XCTAssertEqual(create.waitForExit(timeout: 120), 1, "create fails: \(create.stderrText)")
+        let lines = create.stderrText.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(create.stderrText)")
+        XCTAssertTrue(create.stderrText.contains("`tc qdisc add dev eth0 ingress` failed with status 2"), create.stderrText)
+        XCTAssertNotEqual(access(bundle + "/pid", F_OK), 0, "no pid file after a failed create")
+        XCTAssertEqual(hostCommand(["sh", "-c", "ls -A \(root) 2>/dev/null"]).output, "", "nothing left in --root")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "_vm \(id)"]).status, 0, "no VM process left")
+        XCTAssertNotEqual(hostCommand(["pgrep", "-f", "virtiofsd.*\(root)/\(id)"]).status, 0, "no virtiofsd left")
+        XCTAssertNotEqual(hostCommand(["ip", "-n", netns, "link", "show", "svmtap0"]).status, 0, "no TAP left")
+        XCTAssertTrue(hostCommand(["tc", "-n", netns, "qdisc", "show", "dev", "eth0"]).output.contains("ingress"),
+                      "the qdisc that was there before stays")
+    }
 }
