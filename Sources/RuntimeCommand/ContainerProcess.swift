@@ -59,10 +59,10 @@ enum ContainerProcess {
                 throw RuntimeFailure("container \(id): no record in \(claim.directory)")
             }
             let plan = try CreateCommand.loadPlan(bundle: record.bundle)
-            // Still one thread here: the whole process joins the engine's network namespace.
-            if let path = plan.networkNamespace { network = try ContainerNetwork.join(namespace: path) }
             let consoleLog: ConsoleLog
             do { consoleLog = try ConsoleLog(path: claim.consoleLogPath) } catch { throw RuntimeFailure("\(error)") }
+            // Still one thread here: the whole process joins the engine's network namespace.
+            if let path = plan.networkNamespace { network = try ContainerNetwork.join(namespace: path) }
             let request = ContainerRequest(
                 job: plan.job,
                 shares: plan.shares.map { .init(tag: $0.tag, hostPath: $0.hostPath, readOnly: $0.readOnly) },

@@ -157,6 +157,9 @@ int ckvm_accept_cloexec(int listener);
 // A close-on-exec memfd that can be sealed, and sealing its size (shrink, grow) for good.
 int ckvm_memfd_create(const char *name);
 int ckvm_memfd_seal_size(int fd);
+// setns(fd, CLONE_NEWNET) (a GNU extension, hence here): moves the calling thread into the
+// network namespace `fd` refers to; threads it creates afterwards start there too.
+int ckvm_join_network_namespace(int fd);
 
 // vhost-user: `length` bytes with up to 8 fds as SCM_RIGHTS (MSG_NOSIGNAL: a dead backend
 // is EPIPE, not a SIGPIPE that ends svm); and a receive that hands back any fds that came
@@ -174,9 +177,5 @@ long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int ca
 // -1 with errno. A child that cannot set itself up writes one line to `log_fd` and exits 126.
 static inline int ckvm_become_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
 int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source);
-
-// setns(fd, CLONE_NEWNET) (a GNU extension, hence here): moves the calling thread into the
-// network namespace `fd` refers to; threads it creates afterwards start there too.
-int ckvm_join_network_namespace(int fd);
 
 #endif
