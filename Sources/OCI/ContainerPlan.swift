@@ -22,17 +22,18 @@ public struct ContainerPlan: Equatable, Sendable {
     public var files: [File]
     public var memory: UInt64
     public var cpus: Int
-    public var terminal: Bool
-    public var consoleSize: (rows: UInt16, columns: UInt16)?
     /// The engine's network namespace (`linux.namespaces` type network with a path): the VM
     /// process joins it and connects the guest to its veth. nil: the guest has loopback only.
-    public var networkNamespace: String?
+    public var networkNamespace: String? = nil
+    public var terminal: Bool
+    public var consoleSize: (rows: UInt16, columns: UInt16)?
     /// Things the bundle asked for that the VM does differently (for the log).
     public var notes: [String]
 
     public static func == (a: ContainerPlan, b: ContainerPlan) -> Bool {
+        a.networkNamespace == b.networkNamespace &&
         a.job == b.job && a.shares == b.shares && a.files == b.files && a.memory == b.memory && a.cpus == b.cpus
-            && a.terminal == b.terminal && a.networkNamespace == b.networkNamespace && a.notes == b.notes
+            && a.terminal == b.terminal && a.notes == b.notes
     }
 
     /// Defaults when neither the bundle's resources nor an annotation says.
@@ -141,9 +142,9 @@ public struct ContainerPlan: Equatable, Sendable {
                              terminalRows: process.consoleSize?.rows ?? 0, terminalColumns: process.consoleSize?.columns ?? 0,
                              container: container)
         var plan = ContainerPlan(job: job, shares: shares, files: files, memory: defaultMemory, cpus: 1,
-                                 terminal: process.terminal, consoleSize: process.consoleSize,
-                                 networkNamespace: networkNamespace, notes: notes)
+                                 terminal: process.terminal, consoleSize: process.consoleSize, notes: notes)
         try plan.size(spec: spec, hostCPUs: hostCPUs)
+        plan.networkNamespace = networkNamespace
         return plan
     }
 
