@@ -53,7 +53,7 @@ final class RuntimeNetworkTests: XCTestCase {
         XCTAssertTrue(toTap.contains("Redirect to device svmtap0"), toTap)
         let toVeth = hostCommand(["nsenter", "--net=\(netns)", "tc", "filter", "show", "dev", "svmtap0", "ingress"]).output
         XCTAssertTrue(toVeth.contains("Redirect to device eth0"), toVeth)
-        XCTAssertEqual(hostCommand(["ip", "link", "show", "svmtap0"]).status == 0, false, "the TAP is not in the host's namespace")
+        XCTAssertNotEqual(hostCommand(["ip", "link", "show", "svmtap0"]).status, 0, "the TAP is not in the host's namespace")
 
         // The guest boots (about a minute here), then serves the page through podman's DNAT.
         var fetched = ""
