@@ -130,6 +130,7 @@ final class RuntimeNetworkTests: XCTestCase {
         try requireVMHost()
         let netns = "svm-net-end-\(getpid())"
         let root = "/run/svm-runtime-net-test-end"
+        defer { rmdir(root) }  // empty by then, or the test has failed and says why
         makeNamespace(netns, address: "10.213.71.2")
         defer { _ = hostCommand(["ip", "netns", "del", netns]) }
         let id = "net-end-\(getpid())"
@@ -173,6 +174,7 @@ final class RuntimeNetworkTests: XCTestCase {
         try requireVMHost()
         let netns = "svm-net-fail-\(getpid())"
         let root = "/run/svm-runtime-net-test-fail"
+        defer { rmdir(root) }  // empty by then, or the test has failed and says why
         makeNamespace(netns, address: "10.213.72.2")
         defer { _ = hostCommand(["ip", "netns", "del", netns]) }
         mustRun(["tc", "-n", netns, "qdisc", "add", "dev", "eth0", "ingress"])
