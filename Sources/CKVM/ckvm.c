@@ -34,6 +34,10 @@ int ckvm_memfd_seal_size(int fd) {
     return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 }
 
+int ckvm_join_network_namespace(int fd) {
+    return setns(fd, CLONE_NEWNET);
+}
+
 long ckvm_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count) {
     if (count < 0 || count > 8) { errno = EINVAL; return -1; }
     struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };

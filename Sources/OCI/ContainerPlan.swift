@@ -22,6 +22,9 @@ public struct ContainerPlan: Equatable, Sendable {
     public var files: [File]
     public var memory: UInt64
     public var cpus: Int
+    /// The engine's network namespace (`linux.namespaces` type network with a path): the VM
+    /// process joins it and connects the guest to its veth. nil: the guest has loopback only.
+    public var networkNamespace: String? = nil
     public var terminal: Bool
     public var consoleSize: (rows: UInt16, columns: UInt16)?
     /// The hooks svm-runtime runs on the host, by name (`prestart`, `createRuntime`,
@@ -31,6 +34,7 @@ public struct ContainerPlan: Equatable, Sendable {
     public var notes: [String]
 
     public static func == (a: ContainerPlan, b: ContainerPlan) -> Bool {
+        a.networkNamespace == b.networkNamespace &&
         a.job == b.job && a.shares == b.shares && a.files == b.files && a.memory == b.memory && a.cpus == b.cpus
             && a.terminal == b.terminal && a.notes == b.notes && a.hooks == b.hooks
     }
@@ -124,8 +128,14 @@ public struct ContainerPlan: Equatable, Sendable {
                 inheritable: try CapabilityNames.mask(c.inheritable, field: "process.capabilities.inheritable"),
                 ambient: try CapabilityNames.mask(c.ambient, field: "process.capabilities.ambient"))
         }
-        if spec.namespaces.contains(where: { $0.type == "network" && $0.path != nil }) {
-            notes.append("the container's network namespace is not connected to the VM yet: the guest has loopback only")
+        // A network namespace without a path would be a new, empty one: the guest keeps
+        // loopback only, as the container would.
+        var networkNamespace: String?
+        if let path = spec.namespaces.last(where: { $0.type == "network" })?.path {
+            guard path.hasPrefix("/"), !path.utf8.contains(0) else {
+                throw OCIError("config.json: linux.namespaces network path \(path.debugDescription) is not an absolute path")
+            }
+            networkNamespace = path
         }
 
         let job = SandboxJob(argv: process.args, env: process.env, workdir: process.cwd, uid: process.user.uid,
@@ -136,6 +146,7 @@ public struct ContainerPlan: Equatable, Sendable {
                                  terminal: process.terminal, consoleSize: process.consoleSize, notes: notes)
         plan.hooks = hooks
         try plan.size(spec: spec, hostCPUs: hostCPUs)
+        plan.networkNamespace = networkNamespace
         return plan
     }
 

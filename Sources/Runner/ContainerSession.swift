@@ -31,6 +31,19 @@ public struct ContainerRequest: Sendable {
         }
     }
 
+    /// The guest's network: a virtio-net on a TAP the caller connects (svm-runtime's
+    /// ContainerNetwork), and the kernel's `ip=` argument that configures its eth0.
+    public struct Network: Sendable, Equatable {
+        public var tapName: String
+        public var mac: String
+        public var kernelArgument: String
+        public init(tapName: String, mac: String, kernelArgument: String) {
+            self.tapName = tapName
+            self.mac = mac
+            self.kernelArgument = kernelArgument
+        }
+    }
+
     public var job: SandboxJob
     public var shares: [Share]
     public var files: [File]
@@ -40,9 +53,11 @@ public struct ContainerRequest: Sendable {
     public var kernel: String?
     /// Where the virtiofsd sockets and logs go (the container's state directory).
     public var directory: String
+    /// nil: loopback only.
+    public var network: Network?
 
     public init(job: SandboxJob, shares: [Share], files: [File], memory: UInt64, cpus: Int, kernel: String?,
-                directory: String) {
+                directory: String, network: Network? = nil) {
         self.job = job
         self.shares = shares
         self.files = files
@@ -50,6 +65,7 @@ public struct ContainerRequest: Sendable {
         self.cpus = cpus
         self.kernel = kernel
         self.directory = directory
+        self.network = network
     }
 }
 
@@ -114,6 +130,10 @@ public final class ContainerSession: @unchecked Sendable {
         config.memorySize = request.memory
         config.cpuCount = request.cpus
         config.commandLine = "console=ttyS0 quiet"
+        if let network = request.network {
+            config.networks = [NetworkConfig(tapName: network.tapName, mac: network.mac)]
+            config.commandLine += " " + network.kernelArgument
+        }
         config.serialOutput = serialOutput
         config.sharedFolders = (daemons?.daemons ?? []).map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
         config.deviceFailure = { [io] line in io.message(line) }

@@ -52,6 +52,7 @@ enum ContainerProcess {
 
         let session: ContainerSession
         let server: ControlServer
+        var network: ContainerNetwork?
         do throws(RuntimeFailure) {
             guard let bytes = try? FileIO.readFile(claim.directory + "/config.json"),
                   let record = ContainerStore.Record(json: bytes) else {
@@ -61,31 +62,40 @@ enum ContainerProcess {
             let io = try terminalIO(plan: plan, environment: environment) ?? RunIO(input: 0, output: 1, error: 2)
             let consoleLog: ConsoleLog
             do { consoleLog = try ConsoleLog(path: claim.consoleLogPath) } catch { throw RuntimeFailure("\(error)") }
+            // Still one thread here: the whole process joins the engine's network namespace.
+            if let path = plan.networkNamespace { network = try ContainerNetwork.join(namespace: path) }
             let request = ContainerRequest(
                 job: plan.job,
                 shares: plan.shares.map { .init(tag: $0.tag, hostPath: $0.hostPath, readOnly: $0.readOnly) },
                 files: plan.files.map { .init(initramfsPath: $0.initramfsPath, hostPath: $0.hostPath) },
-                memory: plan.memory, cpus: plan.cpus, kernel: environment["SVM_RUNTIME_KERNEL"], directory: claim.directory)
+                memory: plan.memory, cpus: plan.cpus, kernel: environment["SVM_RUNTIME_KERNEL"], directory: claim.directory,
+                network: network?.vmNetwork)
             do {
                 session = try ContainerSession(request: request, environment: environment, io: io,
                                                serialOutput: { bytes in consoleLog.append(bytes) })
                 try session.boot(kick: kick)
             } catch { throw RuntimeFailure("\(error)") }
             do {
+                try network?.connect()
                 try claim.writePID(getpid())
                 server = try ControlServer(path: claim.controlSocketPath, handler: ContainerHandler(session: session))
                 try server.start()
             } catch {
-                session.signal(SIGKILL, all: false)
+                // The VM ends before its virtiofsd do, or the device would report their
+                // hang-up on the container's stderr after our one line.
+                session.end(signal: SIGKILL)
+                _ = session.wait(signalFD: signalFD)
                 throw RuntimeFailure("\(error)")
             }
         } catch {
+            network?.disconnect()
             report("error: \(error.description)")
             return RuntimeExit.failed.rawValue
         }
         report("ok")
 
         let outcome = session.wait(signalFD: signalFD)
+        network?.disconnect()
         let status = exitStatus(for: outcome)
         if let message = outcome.message, !(outcome.isSignalEnd) { log.error(message) }
         try? claim.writeExitRecord(ExitRecord(status: Int(status), reason: outcome.message ?? "exited", endedAt: Double(time(nil))))

@@ -13,6 +13,9 @@ func hostCommand(_ argv: [String], timeout: Double = 300, file: StaticString = #
     posix_spawn_file_actions_adddup2(&actions, out[1], 1)
     posix_spawn_file_actions_adddup2(&actions, out[1], 2)
     posix_spawn_file_actions_addclose(&actions, out[0])
+    // And the write end under its own number: a daemon the command leaves behind (conmon,
+    // a container's VM process) would hold it, and this would wait for that daemon's end.
+    posix_spawn_file_actions_addclose(&actions, out[1])
     let cargs = argv.map { strdup($0) } + [nil]
     defer { cargs.forEach { free($0) } }
     var pid: pid_t = 0

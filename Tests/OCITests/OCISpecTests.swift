@@ -66,7 +66,8 @@ final class OCISpecTests: XCTestCase {
         XCTAssertEqual(c.mounts[1].data, "mode=755,size=65536k")
         XCTAssertEqual(c.mounts[2].source, .fileSystem("cgroup2"), "a VM's kernel mounts the unified hierarchy")
         XCTAssertEqual(c.mounts[5].source, .fileSystem("tmpfs"), "shared memory stays in the guest")
-        XCTAssertTrue(p.notes.contains { $0.contains("network") })
+        XCTAssertEqual(p.networkNamespace, "/run/netns/n1", "the VM process joins the engine's network namespace")
+        XCTAssertFalse(p.notes.contains { $0.contains("network") }, "the network is done, not a note: \(p.notes)")
         // And the job encodes (the guest init's format).
         XCTAssertNoThrow(try JobWriter.encode(p.job))
     }
@@ -78,6 +79,7 @@ final class OCISpecTests: XCTestCase {
         XCTAssertEqual(p.cpus, 1)
         XCTAssertEqual(p.job.uid, 0)
         XCTAssertTrue(p.notes.isEmpty)
+        XCTAssertNil(p.networkNamespace, "no network namespace: loopback only")
     }
 
     func testRefusedBundlesSayWhy() {
@@ -106,11 +108,18 @@ final class OCISpecTests: XCTestCase {
             (#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"capabilities":{"bounding":["CAP_FLY"]}}}"#, "unknown capability CAP_FLY"),
             (#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"rlimits":[{"type":"RLIMIT_X","soft":1,"hard":1}]}}"#, "unknown type RLIMIT_X"),
             (#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"env":["NOEQUALS"]}}"#, "not KEY=VALUE"),
+            ("{\"ociVersion\":\"1.0.2\",\(base),\"linux\":{\"namespaces\":[{\"type\":\"network\",\"path\":\"run/netns/x\"}]}}", "network path \"run/netns/x\" is not an absolute path"),
         ]
         for (json, expected) in cases {
             let message = refusal(json)
             XCTAssertTrue(message.contains(expected), "\(json): got \(message), expected …\(expected)…")
         }
+    }
+
+    /// A network namespace without a path is a new, empty one: nothing to connect.
+    func testNetworkNamespaceWithoutAPathLeavesLoopbackOnly() throws {
+        let p = try plan(#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"network"}]}}"#)
+        XCTAssertNil(p.networkNamespace)
     }
 
     func testMemoryLimitIsRaisedToWhatAKernelNeeds() throws {

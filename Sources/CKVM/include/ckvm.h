@@ -157,6 +157,9 @@ int ckvm_accept_cloexec(int listener);
 // A close-on-exec memfd that can be sealed, and sealing its size (shrink, grow) for good.
 int ckvm_memfd_create(const char *name);
 int ckvm_memfd_seal_size(int fd);
+// setns(fd, CLONE_NEWNET) (a GNU extension, hence here): moves the calling thread into the
+// network namespace `fd` refers to; threads it creates afterwards start there too.
+int ckvm_join_network_namespace(int fd);
 
 // vhost-user: `length` bytes with up to 8 fds as SCM_RIGHTS (MSG_NOSIGNAL: a dead backend
 // is EPIPE, not a SIGPIPE that ends svm); and a receive that hands back any fds that came
