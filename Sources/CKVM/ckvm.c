@@ -38,6 +38,10 @@ int ckvm_join_network_namespace(int fd) {
     return setns(fd, CLONE_NEWNET);
 }
 
+int ckvm_new_network_namespace(void) {
+    return unshare(CLONE_NEWNET);
+}
+
 long ckvm_send_with_fds(int socket, const void *bytes, size_t length, const int *fds, int count) {
     if (count < 0 || count > 8) { errno = EINVAL; return -1; }
     struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };

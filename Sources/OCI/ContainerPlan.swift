@@ -25,6 +25,10 @@ public struct ContainerPlan: Equatable, Sendable {
     /// The engine's network namespace (`linux.namespaces` type network with a path): the VM
     /// process joins it and connects the guest to its veth. nil: the guest has loopback only.
     public var networkNamespace: String? = nil
+    /// A network namespace without a path: a new one, which the VM process makes for itself
+    /// (unshare), as runc does; the engine puts its veth there after create (buildah's RUN
+    /// through the state's pid, Docker's libnetwork-setkey prestart hook).
+    public var newNetworkNamespace = false
     public var terminal: Bool
     public var consoleSize: (rows: UInt16, columns: UInt16)?
     /// The hooks svm-runtime runs on the host, by name (`prestart`, `createRuntime`,
@@ -34,7 +38,7 @@ public struct ContainerPlan: Equatable, Sendable {
     public var notes: [String]
 
     public static func == (a: ContainerPlan, b: ContainerPlan) -> Bool {
-        a.networkNamespace == b.networkNamespace &&
+        a.networkNamespace == b.networkNamespace && a.newNetworkNamespace == b.newNetworkNamespace &&
         a.job == b.job && a.shares == b.shares && a.files == b.files && a.memory == b.memory && a.cpus == b.cpus
             && a.terminal == b.terminal && a.notes == b.notes && a.hooks == b.hooks
     }
@@ -128,10 +132,14 @@ public struct ContainerPlan: Equatable, Sendable {
                 inheritable: try CapabilityNames.mask(c.inheritable, field: "process.capabilities.inheritable"),
                 ambient: try CapabilityNames.mask(c.ambient, field: "process.capabilities.ambient"))
         }
-        // A network namespace without a path would be a new, empty one: the guest keeps
-        // loopback only, as the container would.
+        // No network namespace at all is the host's network, which a VM cannot share: the
+        // guest keeps loopback only (said in the log).
         var networkNamespace: String?
-        if let path = spec.namespaces.last(where: { $0.type == "network" })?.path {
+        let networkEntry = spec.namespaces.last(where: { $0.type == "network" })
+        if networkEntry == nil {
+            notes.append("the host's network (no network namespace) cannot reach a VM: the guest has loopback only")
+        }
+        if let path = networkEntry?.path {
             guard path.hasPrefix("/"), !path.utf8.contains(0) else {
                 throw OCIError("config.json: linux.namespaces network path \(path.debugDescription) is not an absolute path")
             }
@@ -147,6 +155,7 @@ public struct ContainerPlan: Equatable, Sendable {
         plan.hooks = hooks
         try plan.size(spec: spec, hostCPUs: hostCPUs)
         plan.networkNamespace = networkNamespace
+        plan.newNetworkNamespace = networkEntry != nil && networkNamespace == nil
         return plan
     }
 

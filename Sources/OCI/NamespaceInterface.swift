@@ -1,4 +1,5 @@
 import Control
+import Sandbox
 
 /// The interface an engine put in a container's network namespace (podman's veth `eth0`),
 /// as iproute2 describes it with `ip -j addr show` and `ip -j route show`: what the guest's
@@ -69,16 +70,11 @@ public struct NamespaceInterface: Equatable, Sendable {
         return chosen
     }
 
-    /// The kernel's IP autoconfiguration argument (CONFIG_IP_PNP), static: the guest's eth0
-    /// has this address and route before its init runs. The kernel's `ip=` has no MTU field.
-    public var kernelArgument: String {
-        "ip=\(address)::\(gateway ?? ""):\(Self.netmask(prefixLength: prefixLength))::eth0:off"
-    }
-
-    /// 16 → "255.255.0.0".
-    public static func netmask(prefixLength: Int) -> String {
-        let bits: UInt32 = prefixLength <= 0 ? 0 : prefixLength >= 32 ? .max : ~(UInt32.max >> UInt32(prefixLength))
-        return (0..<4).map { String((bits >> (24 - 8 * UInt32($0))) & 0xff) }.joined(separator: ".")
+    /// What the guest init puts on eth0 (the `N` frame): every field was checked by `find`.
+    public var guestNetwork: GuestNetwork {
+        let macBytes = mac.split(separator: ":").compactMap { UInt8($0, radix: 16) }
+        return GuestNetwork(mac: macBytes, address: Self.ipv4(address) ?? [0, 0, 0, 0], prefixLength: UInt8(prefixLength),
+                            gateway: gateway.flatMap(Self.ipv4), mtu: UInt32(mtu))
     }
 
     /// Four decimal octets, nothing else.

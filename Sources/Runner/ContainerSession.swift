@@ -31,16 +31,14 @@ public struct ContainerRequest: Sendable {
         }
     }
 
-    /// The guest's network: a virtio-net on a TAP the caller connects (svm-runtime's
-    /// ContainerNetwork), and the kernel's `ip=` argument that configures its eth0.
+    /// The guest's network: a virtio-net on a TAP the caller connects at start
+    /// (svm-runtime's ContainerNetwork), which also gives the address for eth0 then.
     public struct Network: Sendable, Equatable {
         public var tapName: String
         public var mac: String
-        public var kernelArgument: String
-        public init(tapName: String, mac: String, kernelArgument: String) {
+        public init(tapName: String, mac: String) {
             self.tapName = tapName
             self.mac = mac
-            self.kernelArgument = kernelArgument
         }
     }
 
@@ -132,7 +130,6 @@ public final class ContainerSession: @unchecked Sendable {
         config.commandLine = "console=ttyS0 quiet"
         if let network = request.network {
             config.networks = [NetworkConfig(tapName: network.tapName, mac: network.mac)]
-            config.commandLine += " " + network.kernelArgument
         }
         config.serialOutput = serialOutput
         config.sharedFolders = (daemons?.daemons ?? []).map { SharedFolderConfig(tag: $0.tag, socketPath: $0.socketPath) }
@@ -171,14 +168,16 @@ public final class ContainerSession: @unchecked Sendable {
         }
     }
 
-    /// The engine's `start`: the process runs once the guest is ready. False unless created.
-    public func start() -> Bool {
+    /// The engine's `start`: the process runs once the guest is ready, after the guest's
+    /// eth0 got `network` (when given). False unless created.
+    public func start(network: GuestNetwork? = nil) -> Bool {
         guard phase.withLock({ p -> Bool in
             guard p == .created else { return false }
             p = .running
             return true
         }) else { return false }
         let started = self.started
+        if let network { commands?.send(.network(network)) }
         commands?.send(.start) { started.signal() }
         // The engine may have sized the terminal since create.
         if request.job.tty, let size = TerminalSize.of(fd: io.input) {

@@ -2,61 +2,78 @@ import Glibc
 import Host
 import OCI
 import Runner
+import Sandbox
+import Synchronization
 
-/// The container's network, as Kata's "tcfilter" model does it: the VM process joins the
-/// engine's network namespace, where the engine has put a veth with the container's
-/// address; the VM's TAP is created there, and tc mirred redirects every frame arriving on
-/// the veth to the TAP and every frame from the TAP out of the veth. The guest's virtio-net
-/// has the veth's MAC and the guest's eth0 the veth's address, so the engine's bridge,
-/// NAT and port publishing see the guest as they would see a container's process.
+/// The container's network, as Kata's "tcfilter" model does it: the VM process lives in
+/// the container's network namespace (the engine's, joined; or a new one it makes, into
+/// which the engine moves a veth after create), where the engine's veth has the
+/// container's address. The VM's TAP is made there at boot; at `start`, tc mirred
+/// redirects every frame arriving on the veth to the TAP and every frame from the TAP out
+/// of the veth, and the guest init puts the veth's MAC, address, gateway and MTU on eth0
+/// (the `N` frame), so the engine's bridge, NAT and port publishing see the guest as they
+/// would see a container's process.
 ///
 ///   host bridge ── veth peer ══ netns: eth0 (veth) ⇄ tc redirect ⇄ svmtap0 ── virtio-net ── guest eth0
 ///
-/// Nothing persists: the TAP is not persistent (it goes with this process's last fd on it),
-/// and `disconnect` removes the ingress qdiscs (their filters with them) on every way out
-/// the process has; were it killed outright, the engine deletes the veth, qdisc included.
-final class ContainerNetwork {
+/// Why at start: buildah configures a RUN step's network through the state's pid after
+/// create returns, and Docker's libnetwork-setkey hook moves the veth in at the end of
+/// create; by start every engine has. Nothing persists: the TAP is not persistent (it goes
+/// with this process's last fd on it), and `disconnect` removes the ingress qdiscs (their
+/// filters with them) on every way out the process has; were it killed outright, the
+/// engine deletes the veth, qdisc included.
+final class ContainerNetwork: Sendable {
     static let tapName = "svmtap0"
+    /// The guest's MAC until start gives it the veth's (locally administered).
+    static let bootMAC = "02:73:76:6d:00:01"
 
-    let interface: NamespaceInterface
     /// The devices whose ingress qdisc we added: only those are ours to remove.
-    private var ingressAdded: [String] = []
+    private let ingressAdded = Mutex<[String]>([])
 
-    private init(interface: NamespaceInterface) { self.interface = interface }
+    private init() {}
 
-    /// Joins the network namespace at `path` and finds the engine's interface in it. nil
-    /// when it has none but loopback (the guest keeps loopback only). The whole process
-    /// must join, so call this before any thread starts: `setns` moves only the calling
-    /// thread, and threads created later inherit its namespace.
-    static func join(namespace path: String) throws(RuntimeFailure) -> ContainerNetwork? {
-        do { try NetworkNamespace.join(path: path) } catch { throw RuntimeFailure("network namespace: \(error)") }
-        let addresses = try NetworkTool.run(["ip", "-j", "addr", "show"])
-        let routes = try NetworkTool.run(["ip", "-4", "-j", "route", "show"])
+    /// Enters the container's network namespace: the engine's at `path`, or a new one.
+    /// The whole process must be there, so call this before any thread starts: `setns`
+    /// and `unshare` move only the calling thread, and threads created later inherit its
+    /// namespace.
+    static func enter(plan: ContainerPlan) throws(RuntimeFailure) -> ContainerNetwork? {
         do {
-            guard let interface = try NamespaceInterface.find(addresses: addresses, routes: routes, exclude: [tapName]) else {
+            if let path = plan.networkNamespace {
+                try NetworkNamespace.join(path: path)
+            } else if plan.newNetworkNamespace {
+                try NetworkNamespace.createNew()
+            } else {
                 return nil
             }
-            return ContainerNetwork(interface: interface)
-        } catch { throw RuntimeFailure("\(path): \(error)") }
+        } catch { throw RuntimeFailure("network namespace: \(error)") }
+        return ContainerNetwork()
     }
 
-    /// What the VM needs: a virtio-net on our TAP with the veth's MAC, and the kernel's
-    /// static IP configuration for the guest's eth0.
+    /// What the VM needs at boot: a virtio-net on our TAP (made in this namespace).
     var vmNetwork: ContainerRequest.Network {
-        ContainerRequest.Network(tapName: Self.tapName, mac: interface.mac, kernelArgument: interface.kernelArgument)
+        ContainerRequest.Network(tapName: Self.tapName, mac: Self.bootMAC)
     }
 
-    /// Once the VM has created the TAP: bring it up with the veth's MTU and redirect both
-    /// ways. The guest is still booting then (a minute on our hosts); nothing is lost.
-    func connect() throws(RuntimeFailure) {
+    /// At start: finds the engine's interface, brings the TAP up with its MTU and
+    /// redirects both ways. Returns what the guest's eth0 gets; nil when the namespace
+    /// has loopback only (`--network none`): the guest keeps loopback only.
+    func connect() throws(RuntimeFailure) -> GuestNetwork? {
+        let addresses = try NetworkTool.run(["ip", "-j", "addr", "show"])
+        let routes = try NetworkTool.run(["ip", "-4", "-j", "route", "show"])
+        let found: NamespaceInterface?
+        do { found = try NamespaceInterface.find(addresses: addresses, routes: routes, exclude: [Self.tapName]) } catch {
+            throw RuntimeFailure("\(error)")
+        }
+        guard let interface = found else { return nil }
         let veth = interface.name, tap = Self.tapName
         try NetworkTool.run(["ip", "link", "set", "dev", tap, "mtu", String(interface.mtu), "up"])
         for (from, to) in [(veth, tap), (tap, veth)] {
             try NetworkTool.run(["tc", "qdisc", "add", "dev", from, "ingress"])
-            ingressAdded.append(from)
+            ingressAdded.withLock { $0.append(from) }
             try NetworkTool.run(["tc", "filter", "add", "dev", from, "parent", "ffff:", "protocol", "all",
                                  "u32", "match", "u8", "0", "0", "action", "mirred", "egress", "redirect", "dev", to])
         }
+        return interface.guestNetwork
     }
 
     /// Removes the redirects: the ingress qdiscs we added, and their filters with them
@@ -64,9 +81,12 @@ final class ContainerNetwork {
     /// descriptor on it closes. Failures are ignored: a veth the engine already removed
     /// leaves nothing to undo.
     func disconnect() {
-        for device in ingressAdded.reversed() {
+        let devices = ingressAdded.withLock { added -> [String] in
+            defer { added = [] }
+            return added
+        }
+        for device in devices.reversed() {
             _ = try? NetworkTool.execute(["tc", "qdisc", "del", "dev", device, "ingress"])
         }
-        ingressAdded = []
     }
 }

@@ -62,8 +62,8 @@ enum ContainerProcess {
             let io = try terminalIO(plan: plan, environment: environment) ?? RunIO(input: 0, output: 1, error: 2)
             let consoleLog: ConsoleLog
             do { consoleLog = try ConsoleLog(path: claim.consoleLogPath) } catch { throw RuntimeFailure("\(error)") }
-            // Still one thread here: the whole process joins the engine's network namespace.
-            if let path = plan.networkNamespace { network = try ContainerNetwork.join(namespace: path) }
+            // Still one thread here: the whole process enters the container's network namespace.
+            network = try ContainerNetwork.enter(plan: plan)
             let request = ContainerRequest(
                 job: plan.job,
                 shares: plan.shares.map { .init(tag: $0.tag, hostPath: $0.hostPath, readOnly: $0.readOnly) },
@@ -76,9 +76,8 @@ enum ContainerProcess {
                 try session.boot(kick: kick)
             } catch { throw RuntimeFailure("\(error)") }
             do {
-                try network?.connect()
                 try claim.writePID(getpid())
-                server = try ControlServer(path: claim.controlSocketPath, handler: ContainerHandler(session: session))
+                server = try ControlServer(path: claim.controlSocketPath, handler: ContainerHandler(session: session, network: network))
                 try server.start()
             } catch {
                 // The VM ends before its virtiofsd do, or the device would report their
@@ -145,10 +144,14 @@ extension RunOutcome {
 
 /// Control requests for a container's VM.
 final class ContainerHandler: ControlHandler, @unchecked Sendable {
-    // Sendable invariant: the session is thread-safe.
+    // Sendable invariant: the session and the network are thread-safe.
     let session: ContainerSession
+    let network: ContainerNetwork?
 
-    init(session: ContainerSession) { self.session = session }
+    init(session: ContainerSession, network: ContainerNetwork?) {
+        self.session = session
+        self.network = network
+    }
 
     func handle(_ request: ControlRequest) -> ControlReply {
         switch request {
@@ -160,7 +163,14 @@ final class ContainerHandler: ControlHandler, @unchecked Sendable {
             }
             return .ok(["container": .string(phase), "pid": .int(Int(getpid())), "vm": .string(session.machineState)])
         case .start:
-            return session.start() ? .ok() : .failure("cannot start a container that is \(session.currentPhase)")
+            guard session.currentPhase == .created else { return .failure("cannot start a container that is \(session.currentPhase)") }
+            // By now every engine has put its veth in the namespace (see ContainerNetwork).
+            let guestNetwork: GuestNetwork?
+            do { guestNetwork = try network?.connect() } catch {
+                network?.disconnect()
+                return .failure("network: \(error.description)")
+            }
+            return session.start(network: guestNetwork) ? .ok() : .failure("cannot start a container that is \(session.currentPhase)")
         case let .signal(number, all):
             session.signal(number, all: all)
             return .ok()

@@ -1,5 +1,6 @@
 import OCI
 import XCTest
+import Sandbox
 
 /// The engine's veth as `ip -j addr show` / `ip -4 -j route show` print it (iproute2 6.1,
 /// from a podman 4.3 container's namespace), and what the guest gets from it.
@@ -27,13 +28,15 @@ final class NamespaceInterfaceTests: XCTestCase {
         let i = try XCTUnwrap(try find([Self.lo, Self.veth()]))
         XCTAssertEqual(i, NamespaceInterface(name: "eth0", mac: "6a:3b:11:22:33:44", mtu: 1500, address: "10.88.0.7",
                                              prefixLength: 16, gateway: "10.88.0.1"))
-        XCTAssertEqual(i.kernelArgument, "ip=10.88.0.7::10.88.0.1:255.255.0.0::eth0:off")
+        XCTAssertEqual(i.guestNetwork, GuestNetwork(mac: [0x6a, 0x3b, 0x11, 0x22, 0x33, 0x44], address: [10, 88, 0, 7],
+                                                    prefixLength: 16, gateway: [10, 88, 0, 1], mtu: 1500))
     }
 
     func testNoGatewayLeavesTheFieldEmpty() throws {
         let i = try XCTUnwrap(try find([Self.lo, Self.veth(prefix: 24)], routes: "[]"))
         XCTAssertNil(i.gateway)
-        XCTAssertEqual(i.kernelArgument, "ip=10.88.0.7:::255.255.255.0::eth0:off")
+        XCTAssertNil(i.guestNetwork.gateway, "no default route in the guest")
+        XCTAssertEqual(i.guestNetwork.prefixLength, 24)
     }
 
     func testLoopbackOnlyIsNoNetwork() throws {
@@ -48,13 +51,6 @@ final class NamespaceInterfaceTests: XCTestCase {
         XCTAssertEqual(i?.name, "eth0")
         XCTAssertEqual(i?.gateway, "10.88.0.1")
         XCTAssertTrue(failure([Self.veth(name: "eth1"), Self.veth()], routes: "[]").contains("2 interfaces with IPv4 addresses (eth1, eth0)"))
-    }
-
-    func testNetmasks() {
-        XCTAssertEqual(NamespaceInterface.netmask(prefixLength: 8), "255.0.0.0")
-        XCTAssertEqual(NamespaceInterface.netmask(prefixLength: 20), "255.255.240.0")
-        XCTAssertEqual(NamespaceInterface.netmask(prefixLength: 32), "255.255.255.255")
-        XCTAssertEqual(NamespaceInterface.netmask(prefixLength: 1), "128.0.0.0")
     }
 
     /// The namespace's contents are not svm's: each oddity is one line naming it.

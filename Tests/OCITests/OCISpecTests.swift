@@ -78,8 +78,19 @@ final class OCISpecTests: XCTestCase {
         XCTAssertEqual(p.memory, ContainerPlan.defaultMemory)
         XCTAssertEqual(p.cpus, 1)
         XCTAssertEqual(p.job.uid, 0)
-        XCTAssertTrue(p.notes.isEmpty)
+        XCTAssertEqual(p.notes.count, 1, "\(p.notes)")
+        XCTAssertTrue(p.notes[0].contains("host's network"), "no network namespace is the host's network: \(p.notes)")
         XCTAssertNil(p.networkNamespace, "no network namespace: loopback only")
+        XCTAssertFalse(p.newNetworkNamespace)
+    }
+
+    /// A network namespace without a path is a new one, made by the VM process (buildah
+    /// and Docker connect it after create).
+    func testNetworkNamespaceWithoutAPathIsANewOne() throws {
+        let p = try plan(#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"network"},{"type":"mount"}]}}"#)
+        XCTAssertNil(p.networkNamespace)
+        XCTAssertTrue(p.newNetworkNamespace)
+        XCTAssertTrue(p.notes.isEmpty, "\(p.notes)")
     }
 
     func testRefusedBundlesSayWhy() {
@@ -116,16 +127,10 @@ final class OCISpecTests: XCTestCase {
         }
     }
 
-    /// A network namespace without a path is a new, empty one: nothing to connect.
-    func testNetworkNamespaceWithoutAPathLeavesLoopbackOnly() throws {
-        let p = try plan(#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"],"cwd":"/"},"linux":{"namespaces":[{"type":"network"}]}}"#)
-        XCTAssertNil(p.networkNamespace)
-    }
-
     func testMemoryLimitIsRaisedToWhatAKernelNeeds() throws {
         let p = try plan(#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},"process":{"args":["sh"]},"linux":{"resources":{"memory":{"limit":6291456}}}}"#)
         XCTAssertEqual(p.memory, ContainerPlan.minimumMemory)
-        XCTAssertEqual(p.notes.count, 1)
+        XCTAssertEqual(p.notes.filter { $0.contains("memory limit") }.count, 1, "\(p.notes)")
     }
 
     func testDecodingNeverCrashesOnMutatedInput() {

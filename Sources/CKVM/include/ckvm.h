@@ -160,6 +160,8 @@ int ckvm_memfd_seal_size(int fd);
 // setns(fd, CLONE_NEWNET) (a GNU extension, hence here): moves the calling thread into the
 // network namespace `fd` refers to; threads it creates afterwards start there too.
 int ckvm_join_network_namespace(int fd);
+// unshare(CLONE_NEWNET): a new, empty network namespace for the calling thread.
+int ckvm_new_network_namespace(void);
 
 // vhost-user: `length` bytes with up to 8 fds as SCM_RIGHTS (MSG_NOSIGNAL: a dead backend
 // is EPIPE, not a SIGPIPE that ends svm); and a receive that hands back any fds that came
