@@ -13,6 +13,8 @@ struct ArgumentScanner {
     struct Result {
         var values: [String: String] = [:]
         var lists: [String: [String]] = [:]
+        /// Every value of a repeated flag in command-line order, whichever name it was given by.
+        var repeatedInOrder: [(name: String, value: String)] = []
         var flags: Set<String> = []
         var positional: [String] = []
     }
@@ -54,7 +56,10 @@ struct ArgumentScanner {
                     i += 1
                 }
                 r.values[key] = value
-                if repeated.contains(key) { r.lists[key, default: []].append(value) }
+                if repeated.contains(key) {
+                    r.lists[key, default: []].append(value)
+                    r.repeatedInOrder.append((key, value))
+                }
             } else if boolean.contains(key) {
                 switch inline {
                 case nil, "true", "1": r.flags.insert(key)

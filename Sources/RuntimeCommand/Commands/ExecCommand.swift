@@ -53,7 +53,8 @@ enum ExecCommand {
         o.tty = args.flags.contains("tty") || args.flags.contains("t")
         o.pidFile = args.values["pid-file"]
         o.cwd = args.values["cwd"]
-        o.env = (args.lists["env"] ?? []) + (args.lists["e"] ?? [])
+        func all(_ names: Set<String>) -> [String] { args.repeatedInOrder.filter { names.contains($0.name) }.map(\.value) }
+        o.env = all(["env", "e"])
         for e in o.env where e.firstIndex(of: "=").map({ $0 == e.startIndex }) ?? true {
             throw RuntimeFailure("--env \(e): not KEY=VALUE", .usage)
         }
@@ -65,11 +66,11 @@ enum ExecCommand {
             }
             o.user = (uid, parts.count == 2 ? UInt32(parts[1]) : nil)
         }
-        for g in (args.lists["additional-gids"] ?? []) + (args.lists["g"] ?? []) {
+        for g in all(["additional-gids", "g"]) {
             guard let n = UInt32(g) else { throw RuntimeFailure("--additional-gids \(g): not a gid", .usage) }
             o.additionalGids.append(n)
         }
-        o.capabilities = (args.lists["cap"] ?? []) + (args.lists["c"] ?? [])
+        o.capabilities = all(["cap", "c"])
         o.noNewPrivileges = args.flags.contains("no-new-privs")
         return o
     }
