@@ -60,6 +60,9 @@ public final class ContainerExecs: @unchecked Sendable {
         var streams: Streams
         var onEnd: @Sendable (ExecOutcome) -> Void
         var stop: EventFD
+        /// The stdin thread owns (and closes) the stdin descriptor; decided before it starts,
+        /// so an exec that ends at once never closes it twice.
+        var stdinByThread: Bool
         var stdinThread: HostThread?
     }
 
@@ -103,7 +106,7 @@ public final class ContainerExecs: @unchecked Sendable {
             while s.table[s.nextID] != nil || s.nextID == 0 { s.nextID &+= 1 }
             let id = s.nextID
             s.nextID &+= 1
-            s.table[id] = Exec(streams: streams, onEnd: onEnd, stop: stop)
+            s.table[id] = Exec(streams: streams, onEnd: onEnd, stop: stop, stdinByThread: process.hasStdin)
             return .success(id)
         }
         guard case let .success(id) = admitted else { return admitted }
@@ -120,6 +123,7 @@ public final class ContainerExecs: @unchecked Sendable {
                 if s.table[id] != nil { s.table[id]?.stdinThread = thread } else { s.finished.append(thread) }
             }
         } catch {
+            close(input)
             sender.send(HostFrame.execStdinEOF(id: id).encoded(), orStop: stop)
         }
         return .success(id)
@@ -169,7 +173,7 @@ public final class ContainerExecs: @unchecked Sendable {
         // of file by the time its host process exits. stdin is closed by its thread.
         close(exec.streams.stdout)
         close(exec.streams.stderr)
-        if exec.stdinThread == nil { close(exec.streams.stdin) }
+        if !exec.stdinByThread { close(exec.streams.stdin) }
         exec.onEnd(outcome)
     }
 
