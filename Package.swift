@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Host", "TestSupport"]),
         .testTarget(name: "OCITests", dependencies: ["OCI", "Sandbox", "Control"]),
+        .testTarget(name: "RuntimeCommandTests", dependencies: ["RuntimeCommand", "Control", "OCI"]),
         .testTarget(name: "RunnerTests", dependencies: ["Runner", "SVMCommand", "Sandbox", "Machine", "Host"]),
     ]
 )

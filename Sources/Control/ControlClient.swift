@@ -16,8 +16,8 @@ public enum ControlClient {
         }
     }
 
-    /// Sends `request` and returns the reply; for `attach`, also the connection, which
-    /// then carries the console (the caller closes it).
+    /// Sends `request` and returns the reply; for `attach` and `exec`, also the connection,
+    /// which then carries the console or the exec (the caller closes it).
     public static func send(_ request: ControlRequest, to path: String, timeout: Double = 10) throws(Failure) -> (ControlReply, Int32?) {
         let fd: Int32
         do { fd = try UnixSocket.connect(path: path) } catch { throw .unreachable(error) }
@@ -35,7 +35,7 @@ public enum ControlClient {
             close(fd)
             throw .badReply("\(error)")
         }
-        if request == .attach, reply.ok {
+        if request.handsOverConnection, reply.ok {
             UnixSocket.setTimeout(fd, seconds: 0)
             return (reply, fd)
         }

@@ -14,6 +14,11 @@ public enum ControlRequest: Equatable, Sendable {
     case start
     /// Containers: deliver a signal to the process, or with `all` to all of the guest's.
     case signal(Int32, all: Bool)
+    /// Containers (svm-runtime exec): run another process, described by an OCI `process`
+    /// object. After the ok reply the connection is handed over: the client sends its
+    /// stdin, stdout and stderr with SCM_RIGHTS, then `{"signal":N}` lines; the VM process
+    /// answers with one `{"exit":N}` line (and `"error"` when it did not run) and closes.
+    case exec(process: ControlValue)
 
     /// Requests longer than this (the line, without its newline) are refused.
     public static let maximumLineLength = 64 << 10
@@ -30,6 +35,15 @@ public enum ControlRequest: Equatable, Sendable {
         case .attach: "attach"
         case .start: "start"
         case .signal: "signal"
+        case .exec: "exec"
+        }
+    }
+
+    /// After an ok reply, the connection belongs to the handler (`ControlHandler.takeOver`).
+    public var handsOverConnection: Bool {
+        switch self {
+        case .attach, .exec: true
+        default: false
         }
     }
 
@@ -46,6 +60,9 @@ public enum ControlRequest: Equatable, Sendable {
         case "kill": return .kill
         case "attach": return .attach
         case "start": return .start
+        case "exec":
+            guard let process = object["process"], process.object != nil else { throw .badField("process", "an object") }
+            return .exec(process: process)
         case "signal":
             guard let n = object["signal"]?.int, (1...64).contains(n) else { throw .badField("signal", "a signal number from 1 to 64") }
             var all = false
@@ -76,6 +93,7 @@ public enum ControlRequest: Equatable, Sendable {
             object["signal"] = .int(Int(number))
             object["all"] = .bool(all)
         }
+        if case let .exec(process) = self { object["process"] = process }
         return ControlWire.line(object)
     }
 }

@@ -9,6 +9,15 @@ public protocol ControlHandler: AnyObject, Sendable {
     /// After an ok reply to `attach`: the connection is the handler's from now on (it
     /// carries console bytes both ways) and the handler closes it.
     func attach(connection fd: Int32)
+    /// After an ok reply to a request that hands the connection over (`attach`, `exec`):
+    /// the handler owns `fd` from now on and closes it. By default, `attach`.
+    func takeOver(connection fd: Int32, after request: ControlRequest)
+}
+
+extension ControlHandler {
+    public func takeOver(connection fd: Int32, after request: ControlRequest) {
+        if request == .attach { attach(connection: fd) } else { close(fd) }
+    }
 }
 
 /// Serves a VM's control socket on a thread of its own. Each connection is one request
@@ -105,9 +114,9 @@ public final class ControlServer: @unchecked Sendable {
         }
         let answer = handler.handle(request)
         reply(answer, to: fd)
-        if request == .attach, answer.ok {
+        if request.handsOverConnection, answer.ok {
             UnixSocket.setTimeout(fd, seconds: 0)
-            handler.attach(connection: fd)
+            handler.takeOver(connection: fd, after: request)
         } else {
             close(fd)
         }

@@ -86,6 +86,8 @@ public final class ContainerSession: @unchecked Sendable {
     private var forwarder: StdinForwarder?
     private var daemons: VirtiofsdGroup?
     private let started: EventFD
+    /// Processes `svm-runtime exec` runs in the container (ContainerExecs.swift); nil until boot.
+    public private(set) var execs: ContainerExecs?
 
     public init(request: ContainerRequest, environment: [String: String], io: RunIO,
                 serialOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(RunError) {
@@ -121,7 +123,9 @@ public final class ContainerSession: @unchecked Sendable {
             let share = request.shares[error.index]
             throw RunError("\(share.tag == ContainerJob.rootTag ? "root.path" : "mount") \(share.hostPath): \(error.reason)")
         }
-        let control = try ControlChannel()
+        let execs = ContainerExecs(started: started)
+        self.execs = execs
+        let control = try ControlChannel(execs: execs)
         self.control = control
         var config = MachineConfig(kernelPath: kernel)
         config.initrdPath = image.path
@@ -147,6 +151,7 @@ public final class ContainerSession: @unchecked Sendable {
         }
         self.machine = machine
         let console = machine.console(role: .control)!
+        execs.connect(console: console)
         do {
             commands = try GuestCommandSender(console: console, ready: control.readyEvent)
             // stdin goes to the process only once it is started: the init reads nothing
@@ -224,6 +229,7 @@ public final class ContainerSession: @unchecked Sendable {
         }
         let exit = machine.wait()
         phase.withLock { $0 = .stopped }
+        execs?.endAll("the container's VM ended")
         forwarder?.stop()
         commands?.stop()
         stopShares()

@@ -23,8 +23,12 @@ final class ControlChannel: Sendable {
 
     private let state = Mutex(State())
     let readyEvent: EventFD
+    /// A container's exec frames go there (outside the lock, in order); a protocol error
+    /// ends its execs.
+    private let execs: ContainerExecs?
 
-    init() throws(RunError) {
+    init(execs: ContainerExecs? = nil) throws(RunError) {
+        self.execs = execs
         do { readyEvent = try EventFD() } catch { throw RunError("\(error)") }
     }
 
@@ -33,12 +37,15 @@ final class ControlChannel: Sendable {
     /// Called with each piece of hvc2 output, in order.
     func receive(_ bytes: [UInt8]) {
         let now = RunTimings.now()
+        var execFrames: [GuestFrame] = []
+        var brokenNow: String?
         let becameReady = state.withLock { s -> Bool in
             guard !s.broken else { return false }
             let frames: [GuestFrame]
             do { frames = try s.decoder.feed(bytes) } catch {
                 s.broken = true
                 s.report.protocolError = "\(error)"
+                brokenNow = "\(error)"
                 return false
             }
             var ready = false
@@ -56,10 +63,15 @@ final class ControlChannel: Sendable {
                     }
                 case let .failure(message):
                     if s.report.failure == nil { s.report.failure = message }
+                case .execOutput, .execExit, .execFailure:
+                    execFrames.append(frame)
                 }
             }
             return ready
         }
         if becameReady { readyEvent.signal() }
+        // Called here, on the console's thread, so the order of output and end holds.
+        for frame in execFrames { execs?.receive(frame) }
+        if let brokenNow { execs?.endAll(brokenNow) }
     }
 }

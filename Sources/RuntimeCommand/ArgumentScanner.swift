@@ -6,9 +6,15 @@ struct ArgumentScanner {
     let valued: Set<String>
     /// Flags that take none.
     let boolean: Set<String>
+    /// Valued flags that may be given more than once (`exec --env A=1 --env B=2`):
+    /// every value is kept, in order, in `lists`.
+    var repeated: Set<String> = []
 
     struct Result {
         var values: [String: String] = [:]
+        var lists: [String: [String]] = [:]
+        /// Every value of a repeated flag in command-line order, whichever name it was given by.
+        var repeatedInOrder: [(name: String, value: String)] = []
         var flags: Set<String> = []
         var positional: [String] = []
     }
@@ -40,13 +46,19 @@ struct ArgumentScanner {
                 name = name[..<eq]
             }
             let key = String(name)
-            if valued.contains(key) {
+            if valued.contains(key) || repeated.contains(key) {
+                let value: String
                 if let inline {
-                    r.values[key] = inline
+                    value = inline
                 } else {
                     guard i < arguments.count else { throw RuntimeFailure("flag \(arg) needs a value", .usage) }
-                    r.values[key] = arguments[i]
+                    value = arguments[i]
                     i += 1
+                }
+                r.values[key] = value
+                if repeated.contains(key) {
+                    r.lists[key, default: []].append(value)
+                    r.repeatedInOrder.append((key, value))
                 }
             } else if boolean.contains(key) {
                 switch inline {

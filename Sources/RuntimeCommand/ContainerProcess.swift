@@ -188,6 +188,8 @@ final class ContainerHandler: ControlHandler, @unchecked Sendable {
             return .ok()
         case .attach:
             return .failure("attach: a container's streams belong to its engine")
+        case let .exec(process):
+            return acceptExec(process)
         }
     }
 

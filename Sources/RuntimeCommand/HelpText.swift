@@ -51,7 +51,22 @@ enum HelpText {
             "ps": "ps [--format table|json] ID",
             "pause": "pause ID",
             "resume": "resume ID",
-            "exec": "exec --process FILE [--detach] [--pid-file FILE] [--console-socket SOCKET] [--tty] ID  (not supported yet)",
+            "exec": """
+                exec [--detach] [--pid-file FILE] --process FILE ID
+                       exec [--detach] [--pid-file FILE] [--env K=V]... [--cwd DIR] [--user UID[:GID]]
+                            [--additional-gids GID]... [--cap CAP]... [--no-new-privs] ID CMD [ARGS...]
+
+                Runs another process in the running container's VM, set up like the container's
+                process (its root, rlimits, umask) with the identity, env, cwd and capabilities of
+                the OCI process object in FILE, or of the container's own process with CMD and the
+                flags applied. stdin, stdout and stderr pass through byte for byte; the signals
+                this process gets go on to the exec'd one; the status is the exec'd process's
+                (128+N for signal N; 127 not found, 126 not runnable, 137 the VM ended).
+                --detach leaves a host process (svm-runtime _exec) with that role and writes its
+                pid to --pid-file. --tty / process.terminal are refused for now; --console-socket,
+                --preserve-fds, --process-label, --apparmor, --cgroup, --ignore-paused are accepted
+                and have nothing to do in a VM.
+                """,
             "update": "update [--resources FILE] [flags] ID   (a VM's size is fixed at create: accepted, nothing changes)",
             "features": "features",
             "run": "run (not supported: engines call create and start)",

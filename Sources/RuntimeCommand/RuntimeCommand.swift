@@ -30,9 +30,15 @@ public enum RuntimeCommand {
         boolean: ["debug", "systemd-cgroup", "help", "h", "version", "v"])
 
     public static func main(_ arguments: [String], environment: [String: String]) -> Int32 {
-        // The VM process `create` starts: not a command for users (hence the underscore).
-        if let i = arguments.firstIndex(of: ContainerProcess.commandName) {
-            return ContainerProcess.main(Array(arguments[..<i]), Array(arguments[(i + 1)...]), environment: environment)
+        // The VM process `create` starts and the host process of a detached exec: not
+        // commands for users (hence the underscore). Only in the command's place: an
+        // exec'd command may well have "_vm" among its arguments.
+        if let global = try? globalScanner.scan(arguments, stopAtFirstPositional: true),
+           let name = global.positional.first, name.hasPrefix("_") {
+            let flags = Array(arguments[..<(arguments.count - global.positional.count)])
+            let rest = Array(global.positional.dropFirst())
+            if name == ContainerProcess.commandName { return ContainerProcess.main(flags, rest, environment: environment) }
+            if name == ExecHostProcess.commandName { return ExecHostProcess.main(flags, rest, environment: environment) }
         }
         var log = RuntimeLog()
         do throws(RuntimeFailure) {

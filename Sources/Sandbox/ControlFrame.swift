@@ -13,12 +13,21 @@ public enum ControlFrame {
     public static let start: UInt8 = UInt8(ascii: "G")
     public static let signal: UInt8 = UInt8(ascii: "K")
     public static let network: UInt8 = UInt8(ascii: "N")
+    /// Exec (svm-runtime exec): start a process, its stdin, its end of stdin, a signal.
+    public static let execStart: UInt8 = UInt8(ascii: "P")
+    public static let execStdin: UInt8 = UInt8(ascii: "i")
+    public static let execStdinEOF: UInt8 = UInt8(ascii: "e")
+    public static let execSignal: UInt8 = UInt8(ascii: "k")
     // Guest → host
     public static let ready: UInt8 = UInt8(ascii: "R")
     public static let exit: UInt8 = UInt8(ascii: "X")
     public static let failure: UInt8 = UInt8(ascii: "F")
     public static let exitedKind: UInt8 = UInt8(ascii: "e")
     public static let signalledKind: UInt8 = UInt8(ascii: "s")
+    /// Exec: an exec'd process's output, its end, why it could not start.
+    public static let execOutput: UInt8 = UInt8(ascii: "o")
+    public static let execExit: UInt8 = UInt8(ascii: "x")
+    public static let execFailure: UInt8 = UInt8(ascii: "f")
 
     /// One frame; `payload.count` must not exceed `maxPayload`.
     public static func encode(type: UInt8, payload: [UInt8]) -> [UInt8] {
@@ -47,6 +56,14 @@ public enum HostFrame: Equatable, Sendable {
     case signal(Int32, all: Bool)
     /// Containers, before `start`: the address to put on eth0.
     case network(GuestNetwork)
+    /// Exec: start another process in the container (ExecFrames.swift).
+    case execStart(ExecProcess)
+    /// Exec: bytes for process `id`'s stdin (at most `ExecProcess.maximumStdinChunk` a frame).
+    case execStdin(id: UInt32, [UInt8])
+    /// Exec: process `id`'s stdin ended.
+    case execStdinEOF(id: UInt32)
+    /// Exec: deliver a signal to process `id`.
+    case execSignal(id: UInt32, Int32)
 
     /// The init's grace period for a stop request that does not say (an empty 'S' frame).
     public static let defaultStopGraceMilliseconds: UInt32 = 10_000
@@ -79,10 +96,18 @@ public enum HostFrame: Equatable, Sendable {
             return ControlFrame.encode(type: ControlFrame.signal, payload: Self.le32(UInt32(bitPattern: number)) + Self.le32(all ? 1 : 0))
         case let .network(config):
             return ControlFrame.encode(type: ControlFrame.network, payload: config.payload)
+        case let .execStart(process):
+            return ControlFrame.encode(type: ControlFrame.execStart, payload: process.payload)
+        case let .execStdin(id, data):
+            return ControlFrame.encode(type: ControlFrame.execStdin, payload: Self.le32(id) + data)
+        case let .execStdinEOF(id):
+            return ControlFrame.encode(type: ControlFrame.execStdinEOF, payload: Self.le32(id))
+        case let .execSignal(id, number):
+            return ControlFrame.encode(type: ControlFrame.execSignal, payload: Self.le32(id) + Self.le32(UInt32(bitPattern: number)))
         }
     }
 
-    private static func le32(_ v: UInt32) -> [UInt8] {
+    static func le32(_ v: UInt32) -> [UInt8] {
         [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)]
     }
 }
@@ -103,6 +128,13 @@ public enum GuestFrame: Equatable, Sendable {
     /// The init itself failed before the program could start (message like
     /// "execve /prog: No such file or directory"); it resets the VM next.
     case failure(String)
+    /// Exec: bytes process `id` wrote to its stdout or stderr.
+    case execOutput(id: UInt32, ExecStream, [UInt8])
+    /// Exec: process `id` ended (the agent has sent all its output before this).
+    case execExit(id: UInt32, ExitStatus)
+    /// Exec: process `id` could not be started ("execve nope: No such file or directory",
+    /// or a refused request); no other frame for `id` follows.
+    case execFailure(id: UInt32, String)
 }
 
 public enum ControlFrameError: Error, Equatable, CustomStringConvertible {
@@ -147,7 +179,7 @@ public struct ControlFrameDecoder: Sendable {
             let type = pending[start]
             let length = (0..<4).reduce(UInt32(0)) { $0 | UInt32(pending[start + 1 + $1]) << (8 * UInt32($1)) }
             do {
-                guard type == ControlFrame.exit || type == ControlFrame.failure || type == ControlFrame.ready else {
+                guard Self.knownTypes.contains(type) else {
                     throw ControlFrameError.unknownType(type)
                 }
                 guard length <= UInt32(maxPayload) else { throw ControlFrameError.payloadTooLarge(type: type, length: length) }
@@ -169,7 +201,13 @@ public struct ControlFrameDecoder: Sendable {
         return frames
     }
 
+    static let knownTypes: Set<UInt8> = [ControlFrame.exit, ControlFrame.failure, ControlFrame.ready,
+                                         ControlFrame.execOutput, ControlFrame.execExit, ControlFrame.execFailure]
+
     static func decode(type: UInt8, payload: ArraySlice<UInt8>) throws -> GuestFrame {
+        if [ControlFrame.execOutput, ControlFrame.execExit, ControlFrame.execFailure].contains(type) {
+            return try ExecFrames.decode(type: type, payload: payload)
+        }
         if type == ControlFrame.failure {
             return .failure(String(decoding: payload, as: UTF8.self))
         }
@@ -177,14 +215,19 @@ public struct ControlFrameDecoder: Sendable {
             guard payload.isEmpty else { throw ControlFrameError.badPayload(type: type, reason: "\(payload.count) bytes, expected 0") }
             return .ready
         }
+        return .exit(try exitStatus(type: type, payload))
+    }
+
+    /// u8 kind (`e` exited, `s` signalled), u32 number: the payload of `X`, the tail of `x`.
+    static func exitStatus(type: UInt8, _ payload: ArraySlice<UInt8>) throws -> ExitStatus {
         guard payload.count == 5 else {
             throw ControlFrameError.badPayload(type: type, reason: "\(payload.count) bytes, expected 5")
         }
         let b = Array(payload)
         let code = Int32(bitPattern: UInt32(b[1]) | UInt32(b[2]) << 8 | UInt32(b[3]) << 16 | UInt32(b[4]) << 24)
         switch b[0] {
-        case ControlFrame.exitedKind: return .exit(.exited(code))
-        case ControlFrame.signalledKind: return .exit(.signalled(code))
+        case ControlFrame.exitedKind: return .exited(code)
+        case ControlFrame.signalledKind: return .signalled(code)
         default: throw ControlFrameError.badPayload(type: type, reason: "unknown exit kind 0x\(String(b[0], radix: 16))")
         }
     }

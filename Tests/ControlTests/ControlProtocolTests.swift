@@ -89,4 +89,15 @@ final class ControlProtocolTests: XCTestCase {
         XCTAssertEqual(generated.count, 12)
         XCTAssertTrue(generated.hasPrefix("svm-"))
     }
+
+    func testExecRequestCarriesTheProcessAndHandsOverTheConnection() throws {
+        let process = ControlValue.object(["args": .array([.string("sh")]), "cwd": .string("/")])
+        let r = ControlRequest.exec(process: process)
+        XCTAssertEqual(try ControlRequest.parse(Array(r.encoded().dropLast())), r)
+        XCTAssertTrue(r.handsOverConnection)
+        XCTAssertTrue(ControlRequest.attach.handsOverConnection)
+        XCTAssertFalse(ControlRequest.status.handsOverConnection)
+        XCTAssertThrowsError(try parse(#"{"request":"exec"}"#)) { XCTAssertEqual($0 as? ControlProtocolError, .badField("process", "an object")) }
+        XCTAssertThrowsError(try parse(#"{"request":"exec","process":[1]}"#))
+    }
 }

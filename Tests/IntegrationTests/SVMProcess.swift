@@ -160,6 +160,14 @@ final class SVMProcess {
         _ = text.withCString { write(stdinFD, $0, strlen($0)) }
     }
 
+    /// Ends the child's stdin (its pipe's write end becomes /dev/null, so deinit's close stays right).
+    func closeStdin() {
+        let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        _ = dup2(null, stdinFD)
+        _ = fcntl(stdinFD, F_SETFD, FD_CLOEXEC)
+        close(null)
+    }
+
     /// Non-blocking check for the exit status.
     @discardableResult
     func reap() -> Int32? {

@@ -32,7 +32,10 @@ final class GuestInitHostTests: XCTestCase {
     /// control input is a pipe instead: `control` goes in at once, `later` once the program
     /// has written `marker` to stdout (so it has set up whatever it must before, such as a
     /// signal trap), then the pipe is closed.
-    func spawn(_ args: [String], control: [UInt8], later: [UInt8] = [], after marker: String? = nil) throws -> Run {
+    /// With `framesDone`, `later` waits instead until the control output's frames satisfy it.
+    func spawn(_ args: [String], control: [UInt8], later: [UInt8] = [], after marker: String? = nil,
+               framesDone: (([GuestFrame]) -> Bool)? = nil) throws -> Run {
+        let piped = marker != nil || framesDone != nil
         let bin = try hostInit()
         let dir = try makeTempDir()
         defer { removeTree(dir) }
@@ -43,7 +46,7 @@ final class GuestInitHostTests: XCTestCase {
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&fa, 1, dir + "/out", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_addopen(&fa, 2, dir + "/err", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if marker == nil {
+        if !piped {
             try writeBytes(dir + "/ctl-in", control)
             posix_spawn_file_actions_addopen(&fa, 3, dir + "/ctl-in", O_RDONLY, 0)
         } else {
@@ -62,7 +65,7 @@ final class GuestInitHostTests: XCTestCase {
         let start = Date()
         let rc = posix_spawn(&pid, bin, &fa, nil, argv, environ)
         guard rc == 0 else { throw TestFailure("posix_spawn: \(rc)") }
-        if let marker {
+        if piped {
             close(ctl[0])
             ctl[0] = -1
             // The init may be gone before it read everything: EPIPE, not a SIGPIPE death.
@@ -70,8 +73,12 @@ final class GuestInitHostTests: XCTestCase {
             func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { write(ctl[1], $0.baseAddress, $0.count) } }
             send(control)
             let deadline = Date().addingTimeInterval(20)
-            while !(String(decoding: (try? readBytes(dir + "/out")) ?? [], as: UTF8.self)).contains(marker),
-                  Date() < deadline {
+            func done() -> Bool {
+                if let marker { return String(decoding: (try? readBytes(dir + "/out")) ?? [], as: UTF8.self).contains(marker) }
+                var decoder = ControlFrameDecoder()
+                return framesDone!((try? decoder.feed((try? readBytes(dir + "/ctl-out")) ?? [])) ?? [])
+            }
+            while !done(), Date() < deadline {
                 usleep(10_000)
             }
             send(later)
@@ -269,5 +276,57 @@ final class GuestInitHostTests: XCTestCase {
         // A bad job in run mode is reported as an 'F' frame.
         let f = try spawn([dir + "/job"], control: [])
         XCTAssertEqual(f.frames, [.ready, .failure("\(dir)/job: bad argv (argv[0] must be an absolute path)")])
+    }
+
+    /// svm-runtime exec through the real init: in a container job whose process waits on
+    /// its stdin, exec'd processes run with their own streams, stdin, status and signals;
+    /// a missing program, a malformed request and frames for unknown ids are answered or
+    /// ignored without harming the container's process.
+    func testExecRunsMoreProcessesBesideTheContainersProcess() throws {
+        let dir = try makeTempDir()
+        defer { removeTree(dir) }
+        let job = SandboxJob(argv: ["/bin/sh", "-c", "echo ready; read x; echo main-$x"], env: ["PATH=/bin:/usr/bin"],
+                             hasStdin: true, container: ContainerJob())
+        try writeBytes(dir + "/job", try JobWriter.encode(job))
+        let garbage = ControlFrame.encode(type: ControlFrame.execStart, payload: [1, 0, 0, 0, 0xff, 0xff])
+        var control = HostFrame.start.encoded()
+        control += HostFrame.execStdin(id: 5, Array("early, dropped".utf8)).encoded()
+        control += HostFrame.execStart(ExecProcess(id: 5, argv: ["sh", "-c", "cat; echo err >&2; exit 7"],
+                                                   env: ["PATH=/bin:/usr/bin"], cwd: "/tmp", hasStdin: true)).encoded()
+        control += HostFrame.execStdin(id: 5, Array("da".utf8)).encoded() + HostFrame.execStdin(id: 5, Array("ta\n".utf8)).encoded()
+        control += HostFrame.execStdinEOF(id: 5).encoded()
+        control += HostFrame.execStart(ExecProcess(id: 6, argv: ["/nonexistent/prog"])).encoded()
+        control += garbage
+        control += HostFrame.execStart(ExecProcess(id: 8, argv: ["sleep", "30"], env: ["PATH=/bin:/usr/bin"])).encoded()
+        control += HostFrame.execSignal(id: 8, 15).encoded() + HostFrame.execSignal(id: 99, 9).encoded()
+        control += HostFrame.execStdinEOF(id: 42).encoded()
+        let ended: ([GuestFrame]) -> Bool = { frames in
+            let ids = frames.compactMap { f -> UInt32? in
+                switch f { case let .execExit(id, _), let .execFailure(id, _): return id; default: return nil }
+            }
+            return Set(ids) == [1, 5, 6, 8]
+        }
+        let r = try spawn([dir + "/job"], control: control,
+                          later: HostFrame.stdin(Array("go\n".utf8)).encoded() + HostFrame.stdinEOF.encoded(), framesDone: ended)
+        XCTAssertEqual(String(decoding: r.stdout, as: UTF8.self), "ready\nmain-go\n", "the container's process is unharmed")
+        XCTAssertEqual(r.frames.first, .ready)
+        XCTAssertEqual(r.frames.last, .exit(.exited(0)))
+        func output(_ id: UInt32, _ stream: ExecStream) -> String {
+            String(decoding: r.frames.flatMap { f -> [UInt8] in
+                if case let .execOutput(i, s, b) = f, i == id, s == stream { return b }
+                return []
+            }, as: UTF8.self)
+        }
+        XCTAssertEqual(output(5, .stdout), "data\n")
+        XCTAssertEqual(output(5, .stderr), "err\n")
+        XCTAssertTrue(r.frames.contains(.execExit(id: 5, .exited(7))), "\(r.frames)")
+        XCTAssertTrue(r.frames.contains(.execFailure(id: 6, "execve /nonexistent/prog: No such file or directory")), "\(r.frames)")
+        XCTAssertTrue(r.frames.contains(.execExit(id: 8, .signalled(15))), "\(r.frames)")
+        XCTAssertTrue(r.frames.contains { if case let .execFailure(1, m) = $0 { return m.hasPrefix("malformed exec request") } else { return false } },
+                      "\(r.frames)")
+        // Output of an exec comes before its end.
+        let lastOut = r.frames.lastIndex { if case .execOutput(5, _, _) = $0 { return true } else { return false } }
+        let exit = r.frames.firstIndex(of: .execExit(id: 5, .exited(7)))
+        XCTAssertLessThan(lastOut ?? Int.max, exit ?? -1)
     }
 }

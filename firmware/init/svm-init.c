@@ -41,6 +41,7 @@
 #include "container.h"
 
 #define BUF_SIZE (64u << 10)
+#define MAX_FRAME (1u << 20) /* ControlFrame.maxPayload */
 #define MAX_JOB (16u << 20) /* JobWriter.maxSize */
 #define JOB_VERSION 1u
 #define FLAG_HAS_STDIN 1u
@@ -70,6 +71,12 @@ struct reader;
 static const char *parse_container(struct reader *r, struct container *c);
 static void container_child_enter(const struct job *j, const struct container *c, int errpipe);
 static void exec_lookup(char **argv, char **env, int errpipe);
+/* exec.c (svm-runtime exec), included further down. */
+struct stdin_state;
+static void exec_start(const struct job *j, const uint8_t *p, size_t len);
+static struct stdin_state *exec_stdin_of(uint32_t id);
+static void exec_stdin_eof(uint32_t id);
+static void exec_signal(uint32_t id, uint32_t sig);
 
 static int out_fd = -1, err_fd = -1;     /* hvc0, hvc1 (or the console) */
 static int ctl_in = -1, ctl_out = -1;    /* hvc2 both ways; -1 in console mode */
@@ -699,8 +706,10 @@ static void write_prefixed(int fd, const char *prefix, int *at_start, const char
 
 /* Host -> guest control frames, parsed as bytes arrive (frames may span reads). */
 struct ctl_parser {
-	uint8_t hdr[5], arg[8]; /* arg: the first payload bytes of a 'W', 'S' or 'K' frame */
+	uint8_t hdr[5], arg[8]; /* arg: the first payload bytes of a 'W', 'S', 'K', 'i', 'e' or 'k' frame */
 	uint32_t hdr_len, left, alen;
+	uint8_t *body;          /* a whole 'P' frame (exec.c), NULL if too large or no memory */
+	uint32_t blen;
 	int stop;               /* an 'S' frame came: the run loop terminates the program */
 	uint32_t stop_grace_ms;
 	int signal_pending, signal_all; /* a 'K' frame came: deliver signal_no */
@@ -731,7 +740,15 @@ static void frame_done(struct ctl_parser *c, struct stdin_state *s, const struct
 		c->signal_pending = 1;
 		c->signal_no = (int)get_le32(c->arg);
 		c->signal_all = get_le32(c->arg + 4) != 0;
+	} else if (type == 'P' && c->body) {
+		exec_start(j, c->body, c->blen);
+	} else if (type == 'e' && c->alen == 4) {
+		exec_stdin_eof(get_le32(c->arg));
+	} else if (type == 'k' && c->alen == 8) {
+		exec_signal(get_le32(c->arg), get_le32(c->arg + 4));
 	}
+	free(c->body);
+	c->body = NULL;
 	c->hdr_len = 0;
 }
 
@@ -744,6 +761,10 @@ static void parse_ctl(struct ctl_parser *c, struct stdin_state *s, const struct 
 			if (c->hdr_len == 5) {
 				c->left = get_le32(c->hdr + 1);
 				c->alen = 0;
+				c->blen = 0;
+				/* An exec request is parsed whole; an oversized one is skipped unanswered. */
+				if (c->hdr[0] == 'P' && c->left <= MAX_FRAME && j->container)
+					c->body = malloc(c->left ? c->left : 1);
 				if (c->left == 0)
 					frame_done(c, s, j);
 			}
@@ -754,9 +775,24 @@ static void parse_ctl(struct ctl_parser *c, struct stdin_state *s, const struct 
 			/* Fits: control input is only read while nothing is pending. */
 			memcpy(s->buf + s->end, p + i, take);
 			s->end += take;
-		} else if (c->hdr[0] == 'W' || c->hdr[0] == 'S' || c->hdr[0] == 'K') {
+		} else if (c->hdr[0] == 'W' || c->hdr[0] == 'S' || c->hdr[0] == 'K' || c->hdr[0] == 'e' ||
+			   c->hdr[0] == 'k') {
 			for (size_t k = 0; k < take && c->alen < sizeof c->arg; k++)
 				c->arg[c->alen++] = p[i + k];
+		} else if (c->hdr[0] == 'P' && c->body) {
+			memcpy(c->body + c->blen, p + i, take);
+			c->blen += (uint32_t)take;
+		} else if (c->hdr[0] == 'i') {
+			/* u32 id, then data for that exec's stdin. Fits, as for 'I': control
+			 * input is only read while no exec's stdin has bytes waiting. */
+			size_t k = 0;
+			while (k < take && c->alen < 4)
+				c->arg[c->alen++] = p[i + k++];
+			struct stdin_state *t = c->alen == 4 && k < take ? exec_stdin_of(get_le32(c->arg)) : NULL;
+			if (t) {
+				memcpy(t->buf + t->end, p + i + k, take - k);
+				t->end += take - k;
+			}
 		} /* other types: skipped, so newer hosts can add frames */
 		i += take;
 		c->left -= (uint32_t)take;
@@ -808,6 +844,8 @@ static int pump(int from, int to, const char *prefix, int *at_start, char *buf)
 	return 1;
 }
 
+#include "exec.c"
+
 static void run(const struct job *j, int devnull)
 {
 	int tty = (j->flags & FLAG_TTY) && !console_mode;
@@ -822,6 +860,8 @@ static void run(const struct job *j, int devnull)
 	struct sigaction sa = { .sa_handler = on_sigchld };
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (j->container)
+		exec_init(&orig, devnull);
 
 	if (pipe2(errpipe, O_CLOEXEC) ||
 	    (!tty && (pipe2(opipe, O_CLOEXEC) || pipe2(epipe, O_CLOEXEC))) ||
@@ -880,6 +920,8 @@ static void run(const struct job *j, int devnull)
 			if (w == pid) {
 				reaped = 1;
 				status = st;
+			} else if (j->container) {
+				exec_reaped(w, st, buf);
 			}
 		if (reaped && !out_open && !err_open)
 			break;
@@ -906,19 +948,23 @@ static void run(const struct job *j, int devnull)
 				timeout = &left;
 			}
 		}
-		struct pollfd fds[4] = {
+		struct pollfd fds[4 + 3 * MAX_EXECS] = {
 			{ .fd = out_open ? opipe[0] : -1, .events = POLLIN },
 			{ .fd = err_open ? epipe[0] : -1, .events = POLLIN },
 			/* Read control input only when pending stdin has gone into the pipe:
 			 * that is the back-pressure towards the host. Not after the program
 			 * ended: only its output is still wanted then. */
-			{ .fd = ctl_in >= 0 && in.start == in.end && !reaped ? ctl_in : -1, .events = POLLIN },
+			{ .fd = ctl_in >= 0 && in.start == in.end && !exec_stdin_pending() && !reaped ? ctl_in : -1,
+			  .events = POLLIN },
 			{ .fd = in.fd >= 0 && in.start < in.end ? in.fd : -1, .events = POLLOUT },
 		};
 		/* Once the program is gone, take only what is already there: a background
 		 * process still holding the pipes must not keep the VM alive. */
 		struct timespec zero = { 0, 0 };
-		int r = ppoll(fds, 4, reaped ? &zero : timeout, &orig);
+		/* The execs' streams (exec.c) after the main process's: they end with the VM. */
+		if (j->container)
+			exec_poll_fill(fds + 4);
+		int r = ppoll(fds, j->container ? 4 + 3 * MAX_EXECS : 4, reaped ? &zero : timeout, &orig);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -939,9 +985,12 @@ static void run(const struct job *j, int devnull)
 				in.eof = 1;
 			}
 			flush_stdin(&in);
+			exec_flush_all();
 		}
 		if (fds[3].revents)
 			flush_stdin(&in);
+		if (j->container)
+			exec_poll_handle(fds + 4, buf);
 		/* 'K' (svm-runtime kill): to the container's process, or with --all to every
 		 * process but the init (kill(-1) from PID 1 spares the caller). */
 		if (cp.signal_pending && !reaped) {

@@ -106,7 +106,7 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             return .ok([:])
         case .attach:
             return .ok([:])
-        case .start, .signal:
+        case .start, .signal, .exec:
             return .failure("\(request.name) is a container request (svm-runtime); this VM is not a container")
         }
     }
