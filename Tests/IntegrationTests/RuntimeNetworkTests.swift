@@ -124,9 +124,11 @@ final class RuntimeNetworkTests: XCTestCase {
         guard access(RuntimeTests.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
     }
 
-    /// The VM process ends (here by a TERM before `start`, which ends the VM): the ingress
-    /// qdiscs it added and the TAP are gone from the namespace, which is otherwise as it was.
-    func testRedirectsGoWhenTheVMProcessEnds() throws {
+    /// `start` connects the network (the engine may make it after create): the TAP comes
+    /// up with both redirects, even while the guest still boots. When the VM process ends
+    /// (here by delete --force, which ends the VM at once), the ingress qdiscs it added and
+    /// the TAP are gone from the namespace, which is otherwise as it was.
+    func testRedirectsComeAtStartAndGoWhenTheVMProcessEnds() throws {
         try requireVMHost()
         let netns = "svm-net-end-\(getpid())"
         let root = "/run/svm-runtime-net-test-end"
@@ -139,19 +141,24 @@ final class RuntimeNetworkTests: XCTestCase {
         XCTAssertEqual(create.waitForExit(timeout: 120), 0, "create: \(create.stderrText)")
         let pid = pid_t(hostCommand(["cat", bundle + "/pid"]).output) ?? 0
         XCTAssertGreaterThan(pid, 0)
+        XCTAssertEqual(hostCommand(["ip", "-n", netns, "-o", "link", "show", "svmtap0"]).status, 0, "the VM's TAP is there from create")
+        XCTAssertFalse(hostCommand(["tc", "-n", netns, "filter", "show", "dev", "eth0", "ingress"]).output.contains("svmtap0"),
+                       "no redirect before start")
+        let start = try SVMProcess(arguments: ["--root", root, "start", id], binary: RuntimeTests.runtime)
+        XCTAssertEqual(start.waitForExit(timeout: 60), 0, start.stderrText)
         let linked = hostCommand(["ip", "-n", netns, "-o", "link", "show", "svmtap0"]).output
         XCTAssertTrue(linked.contains("UP"), "the TAP, up: \(linked)")
         XCTAssertTrue(hostCommand(["tc", "-n", netns, "filter", "show", "dev", "eth0", "ingress"]).output.contains("svmtap0"))
+        XCTAssertTrue(hostCommand(["tc", "-n", netns, "filter", "show", "dev", "svmtap0", "ingress"]).output.contains("eth0"))
 
-        let killer = try SVMProcess(arguments: ["--root", root, "kill", id, "TERM"], binary: RuntimeTests.runtime)
-        XCTAssertEqual(killer.waitForExit(timeout: 30), 0, killer.stderrText)
+        let delete = try SVMProcess(arguments: ["--root", root, "delete", "--force", id], binary: RuntimeTests.runtime)
+        XCTAssertEqual(delete.waitForExit(timeout: 60), 0, delete.stderrText)
         var alive = true
         for _ in 0..<120 where alive {
             alive = kill(pid, 0) == 0 && !hostCommand(["cat", "/proc/\(pid)/stat"]).output.contains(") Z")
             if alive { usleep(250_000) }
         }
         XCTAssertFalse(alive, "the VM process ended")
-        // Its exit runs `tc qdisc del`; give a reaped-late process a moment.
         var qdiscs = ""
         for _ in 0..<20 {
             qdiscs = hostCommand(["tc", "-n", netns, "qdisc", "show"]).output
@@ -162,14 +169,13 @@ final class RuntimeNetworkTests: XCTestCase {
         XCTAssertNotEqual(hostCommand(["ip", "-n", netns, "link", "show", "svmtap0"]).status, 0, "the TAP is gone")
         XCTAssertTrue(hostCommand(["ip", "-n", netns, "-o", "addr", "show", "eth0"]).output.contains("10.213.71.2/24"),
                       "the veth is as the engine left it")
-        let delete = try SVMProcess(arguments: ["--root", root, "delete", "--force", id], binary: RuntimeTests.runtime)
-        XCTAssertEqual(delete.waitForExit(timeout: 30), 0, delete.stderrText)
         XCTAssertEqual(hostCommand(["sh", "-c", "ls -A \(root) 2>/dev/null"]).output, "")
     }
 
     /// A redirect that cannot be set up (the veth already has an ingress qdisc, which is not
-    /// ours to replace) fails `create` with one line naming the command and what tc said,
-    /// and leaves nothing: no state, no VM process, no TAP; the engine's qdisc stays.
+    /// ours to replace) fails `start` with one line naming the command and what tc said;
+    /// the container stays created, and delete leaves nothing: no state, no VM process,
+    /// no TAP; the engine's qdisc stays.
     func testNetworkSetupFailureIsOneLineAndLeavesNothing() throws {
         try requireVMHost()
         let netns = "svm-net-fail-\(getpid())"
@@ -181,15 +187,26 @@ final class RuntimeNetworkTests: XCTestCase {
         let id = "net-fail-\(getpid())"
         let (create, bundle) = try createContainer(root: root, id: id, netns: netns)
         defer { _ = hostCommand(["rm", "-rf", bundle]) }
-        XCTAssertEqual(create.waitForExit(timeout: 120), 1, "create fails: \(create.stderrText)")
-        let lines = create.stderrText.split(separator: "\n")
-        XCTAssertEqual(lines.count, 1, "one line: \(create.stderrText)")
-        XCTAssertTrue(create.stderrText.contains("`tc qdisc add dev eth0 ingress` failed with status 2"), create.stderrText)
-        XCTAssertNotEqual(access(bundle + "/pid", F_OK), 0, "no pid file after a failed create")
+        XCTAssertEqual(create.waitForExit(timeout: 120), 0, "create: \(create.stderrText)")
+        let start = try SVMProcess(arguments: ["--root", root, "start", id], binary: RuntimeTests.runtime)
+        XCTAssertEqual(start.waitForExit(timeout: 60), 5, "start fails: \(start.stderrText)")
+        let lines = start.stderrText.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "one line: \(start.stderrText)")
+        XCTAssertTrue(start.stderrText.contains("`tc qdisc add dev eth0 ingress` failed with status 2"), start.stderrText)
+        let state = try SVMProcess(arguments: ["--root", root, "state", id], binary: RuntimeTests.runtime)
+        XCTAssertEqual(state.waitForExit(timeout: 30), 0)
+        XCTAssertTrue(state.stdoutText.contains(#""status":"created""#), "still created: \(state.stdoutText)")
+        let delete = try SVMProcess(arguments: ["--root", root, "delete", "--force", id], binary: RuntimeTests.runtime)
+        XCTAssertEqual(delete.waitForExit(timeout: 60), 0, delete.stderrText)
         XCTAssertEqual(hostCommand(["sh", "-c", "ls -A \(root) 2>/dev/null"]).output, "", "nothing left in --root")
         XCTAssertNotEqual(hostCommand(["pgrep", "-f", "_vm \(id)"]).status, 0, "no VM process left")
         XCTAssertNotEqual(hostCommand(["pgrep", "-f", "virtiofsd.*\(root)/\(id)"]).status, 0, "no virtiofsd left")
-        XCTAssertNotEqual(hostCommand(["ip", "-n", netns, "link", "show", "svmtap0"]).status, 0, "no TAP left")
+        var tapGone = false
+        for _ in 0..<20 where !tapGone {
+            tapGone = hostCommand(["ip", "-n", netns, "link", "show", "svmtap0"]).status != 0
+            if !tapGone { usleep(250_000) }
+        }
+        XCTAssertTrue(tapGone, "no TAP left")
         XCTAssertTrue(hostCommand(["tc", "-n", netns, "qdisc", "show", "dev", "eth0"]).output.contains("ingress"),
                       "the qdisc that was there before stays")
     }
