@@ -314,9 +314,11 @@ static void container_child_enter(const struct job *j, const struct container *c
 		}
 		if (syscall(SYS_capset, &h, d))
 			child_fail(errpipe, "capset", "process.capabilities");
+		/* An ambient capability must be permitted and inheritable: engines ask for some
+		 * that are not (buildah's RUN steps), and runc warns and goes on; so do we. */
 		for (int cap = 0; cap < 64; cap++)
-			if ((c->caps[4] >> cap & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0))
-				child_fail(errpipe, "prctl", "PR_CAP_AMBIENT_RAISE");
+			if (c->caps[4] >> cap & 1)
+				(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
 	}
 #endif
 	if ((c->cflags & CFLAG_NO_NEW_PRIVS) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))

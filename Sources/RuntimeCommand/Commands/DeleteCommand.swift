@@ -1,8 +1,8 @@
 import Control
 import Glibc
 
-/// `delete [--force] ID`: removes a stopped container's state; with --force a running
-/// one's VM is ended first (its virtiofsds end with it).
+/// `delete [--force] ID`: removes a stopped or created container's state (a created one's
+/// VM is ended first, its virtiofsds with it); a running one needs --force.
 enum DeleteCommand {
     static let command = RuntimeCommand.Command(name: "delete", summary: "remove a container (--force: end it first)", run: run)
 
@@ -11,8 +11,12 @@ enum DeleteCommand {
         let id = try RuntimeCommand.containerID(args.positional, command: "delete")
         guard let vm = context.store.directory.record(of: id) else { throw RuntimeFailure("container \(id) does not exist", .notFound) }
         if vm.live {
-            guard args.flags.contains("force") || args.flags.contains("f") else {
-                throw RuntimeFailure("cannot delete container \(id): it is running (kill it, or delete --force)", .wrongState)
+            // As runc: a container whose process never started is deleted without --force
+            // (buildah deletes its RUN step's container so after a failure); a running one
+            // needs --force.
+            let status = (try? context.store.state(of: id).status) ?? "running"
+            guard args.flags.contains("force") || args.flags.contains("f") || status == "created" || status == "creating" else {
+                throw RuntimeFailure("cannot delete container \(id): it is \(status) (kill it, or delete --force)", .wrongState)
             }
             _ = try? ControlClient.send(.kill, to: vm.controlSocketPath, timeout: 5)
             if !context.store.waitUntilStopped(id, timeout: 10), let pid = vm.pid, pid > 1 {
