@@ -67,9 +67,13 @@ struct ContainerStore {
             throw RuntimeFailure("container \(id): its state in \(vm.directory) is unreadable", .failed)
         }
         guard vm.live else { return State(record: record, status: "stopped", pid: 0) }
-        // Between the VM process's start and its control server: still being created.
         guard let (reply, _) = try? ControlClient.send(.status, to: vm.controlSocketPath, timeout: 5), reply.ok,
               let phase = reply.fields["container"]?.string else {
+            // A VM process that wrote its exit record is ending (its control server is
+            // gone, its lock not yet): stopped, never "creating" again (buildah polls state
+            // and takes running → creating as an error).
+            if access(vm.directory + "/exit.json", F_OK) == 0 { return State(record: record, status: "stopped", pid: 0) }
+            // Between the VM process's start and its control server: still being created.
             return State(record: record, status: "creating", pid: vm.pid ?? 0)
         }
         return State(record: record, status: phase == "stopped" ? "stopped" : phase, pid: vm.pid ?? 0)
