@@ -97,7 +97,7 @@ static void child_fail(int log_fd, const char *what) {
     _exit(126);
 }
 
-int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source) {
+int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source, const char *workdir) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
@@ -115,6 +115,7 @@ int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const ch
         if (mount(readonly_source, readonly_source, NULL, MS_BIND | MS_REC, NULL) != 0) child_fail(log_fd, "bind mount of the read-only share");
         if (mount(NULL, readonly_source, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) child_fail(log_fd, "remount the share read-only");
     }
+    if (workdir != NULL && chdir(workdir) != 0) child_fail(log_fd, "chdir to the daemon's directory");
     execv(path, argv);
     child_fail(log_fd, path);
     return -1;

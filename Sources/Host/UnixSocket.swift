@@ -20,10 +20,29 @@ public enum UnixSocket {
         return addr
     }
 
+    /// Calls `body` with an address that reaches `path` even when the path is longer than
+    /// a sockaddr_un holds: then through the directory opened (O_DIRECTORY) as
+    /// `/proc/self/fd/N/NAME`, which bind and connect resolve like any path. Engines'
+    /// state directories are that long: containerd's shim passes
+    /// `--root /run/docker/runtime-runc/moby`, and IDs are 64 characters.
+    static func withAddress<T>(_ path: String, _ body: (inout sockaddr_un) -> T) throws(HostError) -> T {
+        if path.utf8.count <= maximumPathLength {
+            var addr = try address(path)
+            return body(&addr)
+        }
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dirFD >= 0 else { throw .last("open \(directory) for the socket \(name)") }
+        defer { close(dirFD) }
+        var addr = try address("/proc/self/fd/\(dirFD)/\(name)")
+        return body(&addr)
+    }
+
     /// Listens at `path`, which must not exist or be a socket nobody answers on (a stale
     /// one is removed); the socket file is 0600 before anyone can connect.
     public static func listen(path: String, backlog: Int32 = 16) throws(HostError) -> Int32 {
-        var addr = try address(path)
         var st = stat()
         if lstat(path, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK else { throw HostError("listen on \(path) (exists and is not a socket)", errno: EEXIST) }
@@ -37,8 +56,17 @@ public enum UnixSocket {
         guard fd >= 0 else { throw .last("socket") }
         // Bind under a umask that leaves only the owner's bits, then fix the mode exactly.
         let old = umask(0o177)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let bound: Int32
+        do {
+            bound = try withAddress(path) { addr in
+                withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            }
+        } catch {
+            umask(old)
+            close(fd)
+            throw error
         }
         umask(old)
         guard bound == 0 else {
@@ -56,11 +84,18 @@ public enum UnixSocket {
     }
 
     public static func connect(path: String) throws(HostError) -> Int32 {
-        var addr = try address(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .last("socket") }
-        let r = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        let r: Int32
+        do {
+            r = try withAddress(path) { addr in
+                withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            }
+        } catch {
+            close(fd)
+            throw error
         }
         guard r == 0 else {
             let e = HostError.last("connect to \(path)")

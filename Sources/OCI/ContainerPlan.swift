@@ -162,7 +162,7 @@ public struct ContainerPlan: Equatable, Sendable {
     /// Hooks that run in the runtime's namespace (runc runs them on the host too): kept.
     /// `createContainer` and `startContainer` run inside the container, where a host path
     /// means nothing (the container is a VM with the image's files): refused.
-    static let hostHookNames: Set<String> = ["prestart", "createRuntime", "poststart", "poststop"]
+    public static let hostHookNames: Set<String> = ["prestart", "createRuntime", "poststart", "poststop"]
 
     public static func hostHooks(_ hooks: [String: [OCISpec.Hook]]) throws(OCIError) -> [String: [OCISpec.Hook]] {
         var kept: [String: [OCISpec.Hook]] = [:]

@@ -67,7 +67,12 @@ public final class Virtiofsd: @unchecked Sendable {
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw .spawn(.last("open \(logPath)")) }
         defer { close(log) }
-        let arguments = [executable, "--socket-path=\(socketPath)", "-o", "source=\(self.source)",
+        // The socket's name, relative to the daemon's working directory (the state
+        // directory): virtiofsd refuses a path longer than a sockaddr_un holds, and an
+        // engine's state directory can be that long (containerd's shim: 64-character IDs
+        // under `--root /run/docker/runtime-runc/moby`). svm connects through
+        // UnixSocket, which handles long paths itself.
+        let arguments = [executable, "--socket-path=\(name).sock", "-o", "source=\(self.source)",
                          "-o", "sandbox=namespace", "-o", "cache=auto", "-o", "no_posix_lock", "-o", "no_xattr",
                          // Even a guest's root makes no device nodes and sets no file
                          // capabilities on the host (docs/security.md).
@@ -77,7 +82,7 @@ public final class Virtiofsd: @unchecked Sendable {
         // subreaper svm gets it instead and `reapOrphans` waits for it, so no virtiofsd
         // is still running when svm exits.
         _ = ckvm_become_subreaper()
-        pid = Self.spawn(executable, arguments, log: log, readOnlySource: readOnly ? self.source : nil)
+        pid = Self.spawn(executable, arguments, log: log, readOnlySource: readOnly ? self.source : nil, workdir: directory)
         guard pid > 0 else { throw .spawn(.last("fork")) }
         do { try waitForSocket(timeout: timeout) } catch {
             stop()
@@ -88,15 +93,17 @@ public final class Virtiofsd: @unchecked Sendable {
     /// What the state directory's cleanup looks for (Control's `VMClaim.shareFilePrefix`).
     public static let filePrefix = "virtiofsd-"
 
-    private static func spawn(_ path: String, _ arguments: [String], log: Int32, readOnlySource: String?) -> pid_t {
+    private static func spawn(_ path: String, _ arguments: [String], log: Int32, readOnlySource: String?, workdir: String) -> pid_t {
         // The argv is built before fork: the child only calls async-signal-safe functions.
         var cArguments = arguments.map { strdup($0) } + [nil]
         defer { for p in cArguments { free(p) } }
         return cArguments.withUnsafeMutableBufferPointer { argv in
-            if let readOnlySource {
-                return readOnlySource.withCString { ckvm_spawn_daemon(path, argv.baseAddress, log, $0) }
+            workdir.withCString { dir in
+                if let readOnlySource {
+                    return readOnlySource.withCString { ckvm_spawn_daemon(path, argv.baseAddress, log, $0, dir) }
+                }
+                return ckvm_spawn_daemon(path, argv.baseAddress, log, nil, dir)
             }
-            return ckvm_spawn_daemon(path, argv.baseAddress, log, nil)
         }
     }
 

@@ -214,4 +214,22 @@ final class VirtiofsdTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("No such file or directory (errno 2)"), "\($0)")
         }
     }
+
+    /// An engine's state directory can be longer than a socket path may be (Docker's shim:
+    /// 64-character IDs under /run/docker/runtime-runc/moby): virtiofsd still listens there,
+    /// and svm reaches it.
+    func testASocketInADirectoryLongerThanASockaddrHolds() throws {
+        try XCTSkipUnless(geteuid() == 0 && access(Virtiofsd.defaultPath, X_OK) == 0, "needs root and virtiofsd")
+        var template = Array("/tmp/svm-vfsd.XXXXXX".utf8CString)
+        let top = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        defer { system("rm -rf '\(top)'") }
+        let directory = top + "/" + String(repeating: "d", count: 64) + "/" + String(repeating: "e", count: 40)
+        XCTAssertEqual(system("mkdir -p '\(directory)'"), 0)
+        let daemon = try Virtiofsd(index: 0, tag: "t", source: "/tmp", readOnly: false, directory: directory)
+        defer { daemon.stop() }
+        XCTAssertGreaterThan(daemon.socketPath.utf8.count, UnixSocket.maximumPathLength)
+        XCTAssertTrue(daemon.socketPath.hasPrefix(directory + "/"), daemon.socketPath)
+        let fd = try UnixSocket.connect(path: daemon.socketPath)
+        close(fd)
+    }
 }

@@ -177,8 +177,10 @@ long ckvm_recv_with_fds(int socket, void *bytes, size_t length, int *fds, int ca
 // a private mount namespace where that directory is a read-only bind mount of itself, so
 // the daemon cannot write there whatever the guest asks; then execv. Returns the pid, or
 // -1 with errno. A child that cannot set itself up writes one line to `log_fd` and exits 126.
+// `workdir`, if set, is the daemon's working directory (so it can be given paths relative
+// to it: a Unix socket's path must fit in 107 bytes).
 static inline int ckvm_become_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
-int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source);
+int ckvm_spawn_daemon(const char *path, char *const argv[], int log_fd, const char *readonly_source, const char *workdir);
 
 // A pseudo-terminal pair (posix_openpt, grantpt, unlockpt, ptsname_r: GNU declarations the
 // Swift Glibc module does not see), both ends close-on-exec, the replica not made anyone's

@@ -10,7 +10,7 @@ enum FeaturesCommand {
         let value: ControlValue = .object([
             "ociVersionMin": .string("1.0.0"),
             "ociVersionMax": .string("1.1.0"),
-            "hooks": .array([]),
+            "hooks": .array(ContainerPlan.hostHookNames.sorted().map { .string($0) }),
             "mountOptions": .array(options.map { .string($0) }),
             "linux": .object([
                 "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "uts"].map { .string($0) }),
