@@ -9,10 +9,7 @@ import XCTest
 /// (podman does not pass its environment to the runtime), so a test can use its own init.
 final class RuntimeExecTests: XCTestCase {
     func testPodmanExecInARunningContainer() throws {
-        guard geteuid() == 0 else { throw XCTSkip("needs root") }
-        guard access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs /dev/kvm") }
-        guard hostCommand(["sh", "-c", "command -v podman"]).status == 0 else { throw XCTSkip("needs podman") }
-        guard access(RuntimeTests.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+        try RuntimeTests.requirePodman()
         let tag = "\(getpid())"
         let name = "svm-exec-test-\(tag)"
         let image = "localhost/svm-exec-test-busybox:\(tag)"
@@ -26,13 +23,7 @@ final class RuntimeExecTests: XCTestCase {
             runtime = work + "/runtime"
             mustRun(["sh", "-c", "printf '#!/bin/sh\\nSVM_CACHE_DIR=%s exec %s \"$@\"\\n' '\(cache)' '\(RuntimeTests.runtime)' > \(runtime); chmod 755 \(runtime)"])
         }
-        let rootfs = work + "/rootfs"
-        mustRun(["sh", "-c", """
-            set -e; mkdir -p \(rootfs)/bin \(rootfs)/etc \(rootfs)/tmp; cp /bin/busybox \(rootfs)/bin/
-            for a in $(/bin/busybox --list); do [ -e \(rootfs)/bin/$a ] || ln -s busybox \(rootfs)/bin/$a; done
-            echo 'root:x:0:0:root:/root:/bin/sh' > \(rootfs)/etc/passwd; echo 'root:x:0:' > \(rootfs)/etc/group
-            tar -C \(rootfs) -cf \(work)/rootfs.tar . && podman import -q \(work)/rootfs.tar \(image) >/dev/null
-            """])
+        try RuntimeTests.importBusybox(as: image)
         let podman = ["podman", "--runtime", runtime, "--runtime-flag", "root=\(root)"]
         defer {
             _ = hostCommand(podman + ["rm", "-f", "-t", "0", name], timeout: 120)

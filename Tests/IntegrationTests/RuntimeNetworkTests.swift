@@ -7,10 +7,7 @@ import XCTest
 /// Needs root, /dev/kvm and podman (with netavark and iptables, as .ci/run installs).
 final class RuntimeNetworkTests: XCTestCase {
     func testPodmanPublishesAPortOfAContainerInAVM() throws {
-        guard geteuid() == 0 else { throw XCTSkip("needs root") }
-        guard access("/dev/kvm", R_OK | W_OK) == 0 else { throw XCTSkip("needs /dev/kvm") }
-        guard hostCommand(["sh", "-c", "command -v podman"]).status == 0 else { throw XCTSkip("needs podman") }
-        guard access(RuntimeTests.runtime, X_OK) == 0 else { throw XCTSkip("no svm-runtime beside \(SVMProcess.binary)") }
+        try RuntimeTests.requirePodman()
         // Names of our own: other podman tests may run on this machine at the same time.
         let tag = "\(getpid())-\(Int(SVMProcess.now() * 1000) % 1_000_000)"
         let image = "localhost/svm-net-test-busybox:\(tag)"
@@ -22,16 +19,7 @@ final class RuntimeNetworkTests: XCTestCase {
         let root = "/run/svm-runtime"
         let podman = ["podman", "--runtime", RuntimeTests.runtime]
 
-        var template = Array("/tmp/svm-net-rootfs.XXXXXX".utf8CString)
-        let rootfs = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
-        defer { _ = hostCommand(["rm", "-rf", rootfs, rootfs + ".tar"]) }
-        mustRun(["sh", "-c", """
-            set -e; mkdir -p \(rootfs)/bin \(rootfs)/etc \(rootfs)/tmp \(rootfs)/www; cp /bin/busybox \(rootfs)/bin/
-            for a in $(/bin/busybox --list); do [ -e \(rootfs)/bin/$a ] || ln -s busybox \(rootfs)/bin/$a; done
-            echo 'root:x:0:0:root:/root:/bin/sh' > \(rootfs)/etc/passwd; echo 'root:x:0:' > \(rootfs)/etc/group
-            echo '\(page)' > \(rootfs)/www/index.html
-            tar -C \(rootfs) -cf \(rootfs).tar . && podman import -q \(rootfs).tar \(image) >/dev/null
-            """])
+        try RuntimeTests.importBusybox(as: image, page: page)
         defer { _ = hostCommand(["podman", "rmi", "-f", image]) }
         // Whatever happens below, our container goes (never anyone else's).
         defer { _ = hostCommand(podman + ["rm", "-f", "-t", "0", name]) }

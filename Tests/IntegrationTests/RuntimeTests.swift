@@ -25,7 +25,7 @@ final class RuntimeTests: XCTestCase {
 
 
     /// Imports a busybox root file system as a local image (no registry here).
-    static func importBusybox(as image: String) throws {
+    static func importBusybox(as image: String, page: String = "svm test page") throws {
         var template = Array("/tmp/svm-image.XXXXXX".utf8CString)
         let rootfs = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
         defer { _ = hostCommand(["rm", "-rf", rootfs, rootfs + ".tar"]) }
@@ -33,7 +33,7 @@ final class RuntimeTests: XCTestCase {
             set -e; mkdir -p \(rootfs)/bin \(rootfs)/etc \(rootfs)/tmp \(rootfs)/www; cp /bin/busybox \(rootfs)/bin/
             for a in $(/bin/busybox --list); do [ -e \(rootfs)/bin/$a ] || ln -s busybox \(rootfs)/bin/$a; done
             echo 'root:x:0:0:root:/root:/bin/sh' > \(rootfs)/etc/passwd; echo 'root:x:0:' > \(rootfs)/etc/group
-            echo 'svm test page' > \(rootfs)/www/index.html
+            echo '\(page)' > \(rootfs)/www/index.html
             tar -C \(rootfs) -cf \(rootfs).tar . && podman import -q \(rootfs).tar \(image) >/dev/null
             """])
     }
