@@ -67,7 +67,10 @@ final class RuntimeExecTests: XCTestCase {
         // The container's own process went on through all of it.
         XCTAssertEqual(hostCommand(["podman", "inspect", "-f", "{{.State.Running}}", name]).output, "true\n")
 
-        XCTAssertEqual(try podmanRun(["kill", name]).exitStatus, 0)
+        // A signal from the engine reaches the container's process: its status is 128+N.
+        XCTAssertEqual(try podmanRun(["kill", "-s", "USR1", name]).exitStatus, 0)
+        let waited = try podmanRun(["wait", name])
+        XCTAssertEqual(waited.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "138", "SIGUSR1 (10): \(waited.stderrText)")
         XCTAssertEqual(try podmanRun(["rm", "-f", name]).exitStatus, 0)
         var left = "?"
         for _ in 0..<120 {

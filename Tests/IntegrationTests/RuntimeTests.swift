@@ -150,10 +150,27 @@ final class RuntimeTests: XCTestCase {
         let root = ContainerRoot.path
         let cidFile = rootfs + ".cid"
         defer { unlink(cidFile) }
-        let script = "echo hi; echo to-stderr >&2; echo kernel=$(uname -r); echo host=$(hostname); test -e /proc/self/stat && echo proc; exit 3"
-        let p = try SVMProcess(arguments: ["--runtime", Self.runtime, "run", "--rm", "--cidfile", cidFile,
-                                           "--name", "svm-test-run", "--hostname", "svmbox", image, "sh", "-c", script],
+        // A host directory as a volume, written in the guest; a host file the guest must
+        // not see; the root read-only; stdin piped; binary output.
+        let volume = rootfs + ".vol"
+        mkdir(volume, 0o755)
+        let marker = "/var/tmp/svm-host-only-\(getpid())"
+        mustRun(["touch", marker])
+        defer {
+            _ = hostCommand(["rm", "-rf", volume])
+            unlink(marker)
+        }
+        let script = "echo hi; echo to-stderr >&2; echo kernel=$(uname -r); echo host=$(hostname); "
+            + "test -e /proc/self/stat && echo proc; read line; echo stdin:$line; echo from-guest > /data/out.txt; "
+            + "touch /rootcheck 2>/dev/null && echo root-writable || echo root-read-only; "
+            + "test -e \(marker) && echo host-file-visible || echo host-file-hidden; "
+            + "echo procs=$(ls /proc | grep -c '^[0-9]'); printf 'bin:\\000\\001\\377\\r\\n'; exit 3"
+        let p = try SVMProcess(arguments: ["--runtime", Self.runtime, "run", "--rm", "-i", "--cidfile", cidFile, "--read-only",
+                                           "-v", "\(volume):/data", "--name", "svm-test-run", "--hostname", "svmbox",
+                                           image, "sh", "-c", script],
                                binary: "podman")
+        p.send("piped-line\n")
+        p.closeStdin()
         let status = p.waitForExit(timeout: 600)
         XCTAssertEqual(status, 3, "the container's status: \(p.stdoutText) / \(p.stderrText)")
         let out = p.stdoutText
@@ -165,6 +182,18 @@ final class RuntimeTests: XCTestCase {
         let hostKernel = hostCommand(["uname", "-r"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertTrue(out.contains("kernel="), out)
         XCTAssertFalse(out.contains("kernel=\(hostKernel)\n"), "the guest's kernel, not the host's \(hostKernel): \(out)")
+        XCTAssertTrue(out.contains("stdin:piped-line\n"), "stdin piped to the container's process: \(out)")
+        XCTAssertEqual((try? String(contentsOfFile: volume + "/out.txt", encoding: .utf8)) ?? "", "from-guest\n",
+                       "the volume's file, written in the guest, read on the host")
+        XCTAssertTrue(out.contains("root-read-only"), "--read-only: \(out)")
+        XCTAssertTrue(out.contains("host-file-hidden"), "the host's files are not in the container: \(out)")
+        let guestProcesses = out.split(separator: "\n").first { $0.hasPrefix("procs=") }.flatMap { Int($0.dropFirst(6)) } ?? -1
+        let hostProcesses = Int(hostCommand(["sh", "-c", "ls /proc | grep -c '^[0-9]'"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        XCTAssertTrue(guestProcesses > 0 && guestProcesses < 40 && guestProcesses < hostProcesses,
+                      "the guest's processes only (\(guestProcesses)), not the host's \(hostProcesses)")
+        let binary: [UInt8] = Array("bin:".utf8) + [0, 1, 0xff, 0x0d, 0x0a]
+        XCTAssertNotNil(p.stdout.firstRange(of: binary), "stdout is byte for byte (NUL, 0xff, CR LF unchanged)")
         // podman deletes it (from conmon's exit command, after `run` returns): no state,
         // no VM process, no virtiofsd of it.
         let id = ((try? String(contentsOfFile: cidFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
