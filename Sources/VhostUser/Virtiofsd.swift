@@ -67,12 +67,8 @@ public final class Virtiofsd: @unchecked Sendable {
         let log = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard log >= 0 else { throw .spawn(.last("open \(logPath)")) }
         defer { close(log) }
-        // The socket's name, relative to the daemon's working directory (the state
-        // directory): virtiofsd refuses a path longer than a sockaddr_un holds, and an
-        // engine's state directory can be that long (containerd's shim: 64-character IDs
-        // under `--root /run/docker/runtime-runc/moby`). svm connects through
-        // UnixSocket, which handles long paths itself.
-        let arguments = [executable, "--socket-path=\(name).sock", "-o", "source=\(self.source)",
+        let arguments = [executable, "--socket-path=\(Self.socketArgument(directory: directory, name: name + ".sock"))",
+                         "-o", "source=\(self.source)",
                          "-o", "sandbox=namespace", "-o", "cache=auto", "-o", "no_posix_lock", "-o", "no_xattr",
                          // Even a guest's root makes no device nodes and sets no file
                          // capabilities on the host (docs/security.md).
@@ -88,6 +84,24 @@ public final class Virtiofsd: @unchecked Sendable {
             stop()
             throw error
         }
+    }
+
+    /// The socket path virtiofsd is given. The absolute path when it fits a sockaddr_un
+    /// (107 bytes). An engine's state directory can be longer (containerd's shim: 64-character
+    /// IDs under `--root /run/docker/runtime-runc/moby`): then a path relative to the daemon's
+    /// working directory (the state directory) that still names that directory
+    /// (`../ID/virtiofsd-0.sock`), because virtiofsd derives the pid file it locks from the
+    /// path's text (`/run/virtiofsd/<path with / as .>.pid`): a bare `virtiofsd-0.sock`
+    /// would be the same lock for every VM's first share, and a second VM's virtiofsd would
+    /// refuse to start ("Cannot lock pid file"). svm connects through UnixSocket, which
+    /// handles long paths itself.
+    static func socketArgument(directory: String, name: String) -> String {
+        let absolute = directory + "/" + name
+        if absolute.utf8.count <= 107 { return absolute }
+        let last = directory.split(separator: "/").last.map(String.init) ?? ""
+        let relative = "../" + last + "/" + name
+        // A last component too long even so: the bare name (its lock is then shared).
+        return relative.utf8.count <= 107 ? relative : name
     }
 
     /// What the state directory's cleanup looks for (Control's `VMClaim.shareFilePrefix`).

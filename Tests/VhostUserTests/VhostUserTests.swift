@@ -232,4 +232,27 @@ final class VirtiofsdTests: XCTestCase {
         let fd = try UnixSocket.connect(path: daemon.socketPath)
         close(fd)
     }
+
+    /// virtiofsd locks a pid file named after its socket path's text: two VMs' first shares
+    /// run at once (short state directories, and long ones given relatively), each its own.
+    func testTwoVMsFirstSharesRunAtOnce() throws {
+        try XCTSkipUnless(geteuid() == 0 && access(Virtiofsd.defaultPath, X_OK) == 0, "needs root and virtiofsd")
+        var template = Array("/tmp/svm-vfsd2.XXXXXX".utf8CString)
+        let top = String(cString: template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!)! })
+        defer { system("rm -rf '\(top)'") }
+        for length in [8, 100] {
+            let parent = top + "/" + String(repeating: "x", count: length)
+            let a = parent + "/" + String(repeating: "a", count: 64), b = parent + "/" + String(repeating: "b", count: 64)
+            XCTAssertEqual(system("mkdir -p '\(a)' '\(b)'"), 0)
+            let first = try Virtiofsd(index: 0, tag: "t", source: "/tmp", readOnly: false, directory: a)
+            defer { first.stop() }
+            let second = try Virtiofsd(index: 0, tag: "t", source: "/tmp", readOnly: false, directory: b)
+            defer { second.stop() }
+            XCTAssertTrue(first.isRunning && second.isRunning)
+        }
+        XCTAssertEqual(Virtiofsd.socketArgument(directory: "/run/svm/web", name: "virtiofsd-0.sock"), "/run/svm/web/virtiofsd-0.sock")
+        let long = "/run/docker/runtime-runc/moby/" + String(repeating: "f", count: 64)
+        XCTAssertEqual(Virtiofsd.socketArgument(directory: long, name: "virtiofsd-0.sock"),
+                       "../" + String(repeating: "f", count: 64) + "/virtiofsd-0.sock")
+    }
 }
