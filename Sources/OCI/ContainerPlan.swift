@@ -72,7 +72,10 @@ public struct ContainerPlan: Equatable, Sendable {
 
         let rootPath = spec.rootPath.hasPrefix("/") ? spec.rootPath : bundle + "/" + spec.rootPath
         guard kind(rootPath) == .directory else { throw OCIError("root.path \(rootPath): not a directory") }
-        var shares = [Share(tag: ContainerJob.rootTag, hostPath: rootPath, readOnly: spec.rootReadOnly)]
+        // root.readonly is the guest's to enforce, as runc's kernel does: the init makes the
+        // mount points the bundle needs in the root, then remounts it read-only (a share
+        // read-only on the host could not have its mount points made).
+        var shares = [Share(tag: ContainerJob.rootTag, hostPath: rootPath, readOnly: false)]
         var files: [File] = []
         var mounts: [ContainerJob.Mount] = []
         for (index, m) in spec.mounts.enumerated() {

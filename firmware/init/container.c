@@ -146,8 +146,9 @@ static int optional_fs(const struct cmount *m)
 static void container_mounts(const struct container *c, int tty)
 {
 	mkdir_p(CONTAINER_ROOT, 0755);
-	unsigned long rootflags = (c->cflags & CFLAG_READONLY_ROOT) ? MS_RDONLY : 0;
-	if (mount("svm-root", CONTAINER_ROOT, "virtiofs", rootflags, NULL))
+	/* Read-write until the mounts are made (their mount points may need creating), then
+	 * read-only with root.readonly, as runc does it. */
+	if (mount("svm-root", CONTAINER_ROOT, "virtiofs", 0, NULL))
 		fail("mount the container's root (virtio-fs svm-root): %s", strerror(errno));
 	char path[4200];
 	for (uint32_t i = 0; i < c->nmount; i++) {
@@ -188,6 +189,9 @@ static void container_mounts(const struct container *c, int tty)
 		if (m->kind == MOUNT_FS && !strcmp(m->dest, "/dev") && !strcmp(m->source, "tmpfs"))
 			populate_dev(path, tty);
 	}
+	if ((c->cflags & CFLAG_READONLY_ROOT) &&
+	    mount(NULL, CONTAINER_ROOT, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL))
+		fail("remount the container's root read-only: %s", strerror(errno));
 	if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)))
 		fail("sethostname %s: %s", c->hostname, strerror(errno));
 }
