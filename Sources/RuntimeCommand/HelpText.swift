@@ -42,7 +42,7 @@ enum HelpText {
 
     static func help(for command: RuntimeCommand.Command) -> String {
         let details: [String: String] = [
-            "create": "create [--bundle DIR] [--pid-file FILE] [--console-socket SOCKET] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID",
+            "create": "create [--bundle DIR] [--pid-file FILE] [--console-socket SOCKET] [--no-pivot] [--no-new-keyring] [--preserve-fds N] ID\n  (--console-socket: where the terminal's master goes, needed with process.terminal; hooks prestart and createRuntime run before it returns)",
             "start": "start ID",
             "state": "state ID",
             "kill": "kill [--all] ID [SIGNAL]   (SIGNAL: TERM, SIGTERM or 15; default TERM)",

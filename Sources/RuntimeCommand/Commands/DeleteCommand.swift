@@ -4,7 +4,7 @@ import Glibc
 /// `delete [--force] ID`: removes a stopped or created container's state (a created one's
 /// VM is ended first, its virtiofsds with it); a running one needs --force.
 enum DeleteCommand {
-    static let command = RuntimeCommand.Command(name: "delete", summary: "remove a container (--force: end it first)", run: run)
+    static let command = RuntimeCommand.Command(name: "delete", summary: "remove a stopped or created container (--force: a running one too)", run: run)
 
     static func run(_ arguments: [String], _ context: RuntimeCommand.Context) throws(RuntimeFailure) -> Int32 {
         let args = try ArgumentScanner(valued: [], boolean: ["force", "f"]).scan(arguments)
