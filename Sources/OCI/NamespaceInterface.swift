@@ -90,9 +90,11 @@ public struct NamespaceInterface: Equatable, Sendable {
     }
 
     /// Six hex pairs separated by colons, lower-cased; a unicast address (the guest uses it).
+    /// ASCII digits only: `Character.isHexDigit` also accepts fullwidth forms ("３"), which
+    /// `UInt8(_:radix:)` then refuses, and a MAC of five bytes would reach the guest frame.
     static func canonicalMAC(_ text: String) -> String? {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }),
+        guard parts.count == 6, parts.allSatisfy({ $0.utf8.count == 2 && $0.allSatisfy { $0.isASCII && $0.isHexDigit } }),
               let first = UInt8(parts[0], radix: 16), first & 1 == 0 else { return nil }
         let mac = parts.joined(separator: ":").lowercased()
         return mac == "00:00:00:00:00:00" ? nil : mac

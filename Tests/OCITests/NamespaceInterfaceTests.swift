@@ -78,3 +78,14 @@ final class NamespaceInterfaceTests: XCTestCase {
         } catch { XCTAssertTrue("\(error)".contains("ip -j addr show: not a JSON array"), "\(error)") }
     }
 }
+
+/// Inputs scripts/fuzz found (target ip-json), kept as regression tests.
+extension NamespaceInterfaceTests {
+    /// A fullwidth digit passes `Character.isHexDigit` but not `UInt8(_:radix:)`: the MAC was
+    /// accepted and became five bytes, and building the guest's N frame trapped.
+    func testFullwidthDigitInTheMACIsRefused() {
+        let link = #"{"ifindex":2,"ifname":"eth0","flags":["UP"],"mtu":1500,"link_type":"ether","address":"6a:３b:11:22:33:44","addr_info":[{"family":"inet","local":"10.88.0.7","prefixlen":16}]}"#
+        XCTAssertTrue(failure([link], routes: "[]").contains("eth0 has no usable MAC address"), failure([link], routes: "[]"))
+        XCTAssertTrue(failure([Self.veth(mac: "6a:3b:11:22:33:４４")]).contains("no usable MAC address"))
+    }
+}
