@@ -6,7 +6,7 @@ import Virtio
 
 enum MMIOTarget {
     static let memorySize: UInt64 = 1 << 20
-    nonisolated(unsafe) static let memory = try! GuestMemory(size: memorySize, hugePages: false)
+    static let memory = try! GuestMemory(size: memorySize, hugePages: false)
 
     static let target = FuzzTarget(
         name: "mmio",

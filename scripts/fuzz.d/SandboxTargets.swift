@@ -108,10 +108,10 @@ enum CopyOutTarget {
 
     static func makeSandbox() -> String {
         var template = Array("/tmp/svm-fuzz-copyout-XXXXXX".utf8CString)
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             fatalError("mkdtemp: errno \(errno)")
         }
-        let dir = String(cString: template)
+        let dir = String(cString: UnsafePointer(made))
         mkdir(dir + "/vol", 0o755)
         mkdir(dir + "/outside", 0o755)
         let fd = open(dir + "/outside/target.txt", O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
@@ -126,7 +126,7 @@ enum CopyOutTarget {
         defer { closedir(d) }
         var names: [String] = []
         while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()

@@ -10,7 +10,7 @@ import Virtio
 enum VhostUserTarget {
     nonisolated(unsafe) static var socketPath = ""
     nonisolated(unsafe) static var listener: Int32 = -1
-    nonisolated(unsafe) static let memory = try! GuestMemory(size: 1 << 20, hugePages: false, backing: .shareable)
+    static let memory = try! GuestMemory(size: 1 << 20, hugePages: false, backing: .shareable)
 
     static let target = FuzzTarget(
         name: "vhost-user",

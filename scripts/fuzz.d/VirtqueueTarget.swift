@@ -6,8 +6,8 @@ import Memory
 import Virtio
 
 enum VirtqueueTarget {
-    nonisolated(unsafe) static let memory = try! GuestMemory(size: FuzzScenario.memorySize, hugePages: false)
-    nonisolated(unsafe) static let disk = InMemoryDisk(sectors: 64)
+    static let memory = try! GuestMemory(size: FuzzScenario.memorySize, hugePages: false)
+    static let disk = InMemoryDisk(sectors: 64)
 
     static let target = FuzzTarget(
         name: "virtqueue",
