@@ -1,7 +1,7 @@
 import Synchronization
 import Virtio
 
-// Free of XCTest: scripts/fuzz-virtqueue compiles this file into its harness too.
+// Free of XCTest: scripts/fuzz compiles this file into its harness too (target virtqueue).
 
 /// A `NetBackend` that records what the device sent and which offloads it asked for, and
 /// replays queued packets (header and frame) as the TAP would deliver them.

@@ -4,7 +4,7 @@ import Memory
 import Virtio
 import TestSupport
 
-// The fuzz driver shared by FuzzTests (seeded PRNG, XCTest) and scripts/fuzz-virtqueue
+// The fuzz driver shared by FuzzTests (seeded PRNG, XCTest) and scripts/fuzz virtqueue
 // (libFuzzer input bytes). Deliberately free of XCTest: the libFuzzer build compiles this
 // file on its own.
 
