@@ -42,6 +42,7 @@ enum VhostUserTarget {
             do {
                 fs = try VirtioFS(tag: "fuzz", socketPath: socketPath, failure: { failures.add($0) })
             } catch {
+                if verbose { complain("vhost-user: VirtioFS.init: \(error)\n") }
                 fuzzCheck(!"\(error)".isEmpty && !"\(error)".contains("\n"), "error without one line: \(error)")
                 return
             }
@@ -62,10 +63,14 @@ enum VhostUserTarget {
             fs.processQueue(0)
             fs.reset()
             for message in failures.messages {
+                if verbose { complain("vhost-user: \(message)\n") }
                 fuzzCheck(message.hasPrefix("virtio-fs 'fuzz': ") && !message.contains("\n"), "failure report: \(message)")
             }
             fuzzCheck(failures.messages.isEmpty || interrupt.needsReset, "a failure without NEEDS_RESET")
     }
+
+    /// SVM_FUZZ_VERBOSE=1: say how each input ended (for checking that seeds get far).
+    static let verbose = getenv("SVM_FUZZ_VERBOSE") != nil
 
     final class FailureLog: @unchecked Sendable {
         var messages: [String] = []
