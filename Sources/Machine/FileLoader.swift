@@ -22,7 +22,9 @@ enum FileLoader {
 
     /// A descriptor for a non-empty regular file of at most `limit` bytes, and its size.
     private static func openRegularFile(_ path: String, what: String, limit: UInt64) throws(MachineError) -> (Int32, UInt64) {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer for good, with the
+        // terminating signals already blocked (svm boot takes them through a signalfd).
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw .badInput("\(what) \(path): \(HostError.last("open"))")
         }
@@ -42,6 +44,7 @@ enum FileLoader {
             close(fd)
             throw .badInput("\(what) \(path): \(problem)")
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return (fd, size)
     }
 }

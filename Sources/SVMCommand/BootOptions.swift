@@ -62,6 +62,15 @@ public struct BootOptions: Sendable, Codable, Equatable {
         if o.firmware != nil && (o.kernel != nil || o.initrd != nil) {
             throw UsageError("--firmware cannot be combined with --kernel or --initrd")
         }
+        // A flat firmware image has no kernel command line to find devices on, so svm
+        // builds none for it: refuse them rather than drop them without a word.
+        if o.firmware != nil {
+            let devices = [(o.disks.isEmpty, "--disk"), (o.networks.isEmpty, "--net"), (o.shares.isEmpty, "--share"),
+                           (!o.virtioConsole, "--console virtio"), (o.commandLine == nil, "--cmdline")]
+            if let flag = devices.first(where: { !$0.0 })?.1 {
+                throw UsageError("--firmware cannot be combined with \(flag) (a flat image gets no devices or command line)")
+            }
+        }
         return o
     }
 

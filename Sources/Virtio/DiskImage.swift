@@ -9,6 +9,8 @@ public enum DiskError: Error, Equatable, CustomStringConvertible {
     case lockFailed(path: String, HostError)
     case sizeFailed(path: String, HostError)
     case sizeNotMultipleOfSector(path: String, bytes: UInt64)
+    /// A directory, FIFO, socket or character device: only files and block devices hold sectors.
+    case notAnImage(path: String, kind: String)
 
     public var description: String {
         switch self {
@@ -22,6 +24,8 @@ public enum DiskError: Error, Equatable, CustomStringConvertible {
             return "cannot find the size of disk \(path): \(error)"
         case let .sizeNotMultipleOfSector(path, bytes):
             return "disk \(path) is \(bytes) bytes, not a multiple of 512-byte sectors"
+        case let .notAnImage(path, kind):
+            return "disk \(path) is \(kind), not a disk image file or block device"
         }
     }
 }
@@ -51,10 +55,29 @@ public final class DiskImage: BlockStorage {
     public let isReadOnly: Bool
 
     public init(path: String, readOnly: Bool) throws(DiskError) {
-        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-        guard fd >= 0 else { throw .openFailed(path: path, .last("open")) }
+        // O_NONBLOCK so that a FIFO given as a disk is refused below instead of waiting
+        // for a writer for good; cleared again for the image's I/O.
+        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else {
+            let error = HostError.last("open")
+            // A directory opened for writing fails with EISDIR: say what it is.
+            if error.errno == EISDIR { throw .notAnImage(path: path, kind: "a directory") }
+            throw .openFailed(path: path, error)
+        }
         var failure: DiskError?
-        if flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            failure = .sizeFailed(path: path, .last("fstat"))
+        } else {
+            switch st.st_mode & S_IFMT {
+            case S_IFREG, S_IFBLK: _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            case S_IFDIR: failure = .notAnImage(path: path, kind: "a directory")
+            case S_IFIFO: failure = .notAnImage(path: path, kind: "a FIFO")
+            case S_IFSOCK: failure = .notAnImage(path: path, kind: "a socket")
+            default: failure = .notAnImage(path: path, kind: "a character device")
+            }
+        }
+        if failure == nil, flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             let error = HostError.last(readOnly ? "flock LOCK_SH" : "flock LOCK_EX")
             failure = error.errno == EWOULDBLOCK ? .inUse(path: path) : .lockFailed(path: path, error)
         }

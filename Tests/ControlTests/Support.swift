@@ -5,13 +5,17 @@ import XCTest
 func temporaryDirectory(_ test: XCTestCase) throws -> String {
     var template = Array("/tmp/svm-control-test-XXXXXX".utf8CString)
     guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        XCTFail("mkdtemp: \(String(cString: strerror(errno)))")
-        throw XCTSkip("no temporary directory")
+        // A failure, not a skip: a host that cannot make a directory under /tmp is broken.
+        let message = "mkdtemp: \(String(cString: strerror(errno)))"
+        XCTFail(message)
+        throw TemporaryDirectoryFailure(message: message)
     }
     let path = String(cString: made)
     test.addTeardownBlock { _ = runProcess(["/bin/rm", "-rf", path]) }
     return path
 }
+
+struct TemporaryDirectoryFailure: Error { let message: String }
 
 /// Runs a command to its end; returns its exit status.
 @discardableResult

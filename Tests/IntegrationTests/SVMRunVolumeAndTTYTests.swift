@@ -118,8 +118,11 @@ extension SVMRunTests {
         before = stty()
         env = dict(os.environ, TMPDIR=sys.argv[2])
         bb = "\(Self.busybox)"
+        # The resize (a W frame) and the typed line travel apart: the program waits up to
+        # 30 s for the new size instead of the driver guessing how long it takes.
         script = (bb + " tty; test -t 0 && echo TTY-OK; echo size: $(" + bb + " stty size); read line; "
-                  + "echo got:$line; echo size: $(" + bb + " stty size); exit 3")
+                  + "echo got:$line; i=0; while [ \\"$(" + bb + " stty size)\\" = \\"33 101\\" ] && [ $i -lt 300 ]; do "
+                  + bb + " usleep 100000; i=$((i+1)); done; echo size: $(" + bb + " stty size); exit 3")
         cmd = [sys.argv[1], "run", "--tty", "--", bb, "sh", "-c", script]
         p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env)
         out = b""
@@ -136,10 +139,9 @@ extension SVMRunTests {
                 break
             if not typed and b"size: 33 101" in out:
                 # Resize (svm is not in the pty's session, so signal it as a shell would),
-                # give the W frame time to be applied, then type a line.
+                # then type a line at once: the program waits for the size to change.
                 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
                 p.send_signal(signal.SIGWINCH)
-                time.sleep(3)
                 os.write(master, b"hello\\r")
                 typed = True
         if p.poll() is None:

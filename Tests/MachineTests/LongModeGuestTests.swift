@@ -12,7 +12,7 @@ final class LongModeGuestTests: XCTestCase {
         return parts.joined(separator: "/")
     }
 
-    func assemble(_ name: String) throws -> [UInt8] {
+    static func assemble(_ name: String) throws -> [UInt8] {
         let out = "/tmp/svm-\(name)-\(getpid()).bin"
         defer { unlink(out) }
         let args = ["gcc", "-nostdlib", "-static", "-Wl,--oformat=binary", "-Wl,-Ttext=0x8000",
@@ -34,7 +34,7 @@ final class LongModeGuestTests: XCTestCase {
     }
 
     func testLongModeInt3UserModeMMIOAndReset() throws {
-        var image = try assemble("long-mode")
+        var image = try Self.assemble("long-mode")
         let exits: UInt64 = 1000
         withUnsafeBytes(of: exits.littleEndian) { image.replaceSubrange(8..<16, with: $0) }
         let r = try TinyGuestTests.runGuest(image)

@@ -143,6 +143,24 @@ final class MMIOTransportTests: XCTestCase {
         XCTAssertEqual(dev.activations, 2)
     }
 
+    /// A driver that resets the device in a loop (issue 13 item 5): every cycle ends in the
+    /// same clean state, nothing accumulates, and the device still works at the end.
+    func testResettingInALoopLeavesACleanDevice() throws {
+        let dev = MockDevice()
+        let d = try MMIODriver(device: dev)
+        for cycle in 0..<2000 {
+            if cycle % 2 == 0 { d.start(queueSize: 16) } else { d.write(Reg.status, 1) }  // up, or half-way
+            d.write(Reg.status, 0)
+            XCTAssertEqual(d.status, 0)
+            XCTAssertFalse(d.transport.isActive)
+            d.notify(0)
+        }
+        XCTAssertEqual(dev.processed, [], "a reset device ignores notifications")
+        d.start()
+        XCTAssertTrue(d.transport.isActive)
+        XCTAssertEqual(dev.activations, 1001)
+    }
+
     func testStatusStateMachineRejectsSkippedSteps() throws {
         let d = try MMIODriver(device: MockDevice())
         d.write(Reg.status, VirtioStatus.driver) // DRIVER without ACKNOWLEDGE
