@@ -58,10 +58,10 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
 
         .testTarget(name: "MemoryTests", dependencies: ["Memory"]),
-        .testTarget(name: "SnapshotTests", dependencies: ["Snapshot", "Devices", "Virtio", "Memory", "Host", "TestSupport"]),
+        .testTarget(name: "SnapshotTests", dependencies: ["Snapshot"]),
         .testTarget(name: "BootTests", dependencies: ["Boot", "Memory", "Host", "TestSupport"]),
-        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory"]),
-        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "Host", "TestSupport"]),
+        .testTarget(name: "DevicesTests", dependencies: ["Devices", "Memory", "Snapshot"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "Memory", "Host", "TestSupport", "Snapshot"]),
         .testTarget(name: "InstructionFixupTests", dependencies: ["InstructionFixup", "TestSupport"]),
         .testTarget(name: "MachineTests", dependencies: ["Machine", "KVM", "Memory", "Host"]),
         .testTarget(name: "HostTests", dependencies: ["Host", "CKVM"]),

@@ -30,18 +30,22 @@ extension Machine {
             throw .snapshot(.unsupported("virtio device \(i) (type \(t.device.deviceType)) cannot be saved yet (shared folders cannot)"))
         }
         let start = MonotonicClock.now()
+        let partial: String
+        do { partial = try SnapshotFiles.beginWriting(path) } catch { throw .snapshot(error) }
         let wasPaused = state == .paused
-        guard wasPaused || pause() else { throw .snapshot(.unsupported("the VM is \(state.name); only a running or paused VM can be saved")) }
+        guard wasPaused || pause() else {
+            SnapshotFiles.abandon(partial)
+            throw .snapshot(.unsupported("the VM is \(state.name); only a running or paused VM can be saved"))
+        }
         guard parking.park(abandon: { self.hasEnded }) else {
             parking.unpark()
+            SnapshotFiles.abandon(partial)
             throw .snapshot(.unsupported("the VM ended while it was being saved"))
         }
         defer {
             parking.unpark()
             if resume && !wasPaused { self.resume() }
         }
-        let partial: String
-        do { partial = try SnapshotFiles.beginWriting(path) } catch { throw .snapshot(error) }
         do {
             let memoryWritten = try writeSnapshot(into: partial, annotations: annotations)
             try SnapshotFiles.commit(partial, as: path)
