@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "Virtio", "Memory", "Host", "CKVM"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "CKVM", "Host"]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "Host", "TestSupport"]),
-        .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner"]),
+        .testTarget(name: "SVMCommandTests", dependencies: ["SVMCommand", "Machine", "Runner", "Snapshot"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox", "Host", "TestSupport"]),
         .testTarget(name: "OCITests", dependencies: ["OCI", "Sandbox", "Control"]),
