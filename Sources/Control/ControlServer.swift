@@ -20,7 +20,9 @@ extension ControlHandler {
     }
 }
 
-/// Serves a VM's control socket on a thread of its own. Each connection is one request
+/// Serves a VM's control socket from an event loop the caller owns (a VM's device loop:
+/// a listener costs one registration there, not a thread and an epoll of its own, which
+/// every VM would pay at start-up). Each connection is one request
 /// and one reply (`attach` hands the connection over instead). Only the socket's owner
 /// (and root) may connect: the socket is 0600 and the peer's uid is checked with
 /// SO_PEERCRED. A malformed, oversized or unknown request gets an error reply and the
@@ -31,6 +33,8 @@ public final class ControlServer: @unchecked Sendable {
     public let path: String
     private let listener: Int32
     private let handler: ControlHandler
+    /// Accepts run here; requests are served on threads of their own, so the loop's
+    /// other sources (a VM's queues) never wait for a client.
     private let loop: EventLoop
     private let connections = Atomic<Int>(0)
     private let allowedUID: uid_t
@@ -39,24 +43,21 @@ public final class ControlServer: @unchecked Sendable {
     /// Connections served at once; more are refused with an error reply.
     public static let maximumConnections = 16
 
-    public init(path: String, handler: ControlHandler) throws(HostError) {
+    /// Binds the socket. Nothing is accepted before `start`; `loop` may be started before
+    /// or after that.
+    public init(path: String, handler: ControlHandler, loop: EventLoop) throws(HostError) {
         self.path = path
         self.handler = handler
+        self.loop = loop
         allowedUID = geteuid()
         listener = try UnixSocket.listen(path: path)
         _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
-        do { loop = try EventLoop(name: "svm-control") } catch {
-            close(listener)
-            unlink(path)
-            throw error
-        }
     }
 
     deinit { stop() }
 
     public func start() throws(HostError) {
-        try loop.add(fd: listener, source: EventHandler { [unowned self] _, _ in self.acceptAll() })
-        try loop.start()
+        try loop.add(fd: listener, source: EventHandler { [weak self] _, _ in self?.acceptAll() })
     }
 
     private let stopped = Atomic<Bool>(false)
@@ -64,7 +65,7 @@ public final class ControlServer: @unchecked Sendable {
     /// Stops accepting and removes the socket file. Connections being served finish.
     public func stop() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.stop()
+        loop.remove(fd: listener)
         close(listener)
         unlink(path)
     }

@@ -71,7 +71,8 @@ public struct StateDirectory: Sendable {
         guard VMNames.isValid(name) else { throw .invalidName(name) }
         try prepareRoot()
         let dir = path(of: name)
-        if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw .host(.last("mkdir \(dir)")) }
+        let fresh = mkdir(dir, 0o700) == 0
+        if !fresh && errno != EEXIST { throw .host(.last("mkdir \(dir)")) }
         try Self.checkOwned(dir)
         let lockPath = dir + "/lock"
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -82,8 +83,9 @@ public struct StateDirectory: Sendable {
             if e == EWOULDBLOCK { throw .nameInUse(name) }
             throw .host(HostError("flock \(lockPath)", errno: e))
         }
-        // A dead VM's leftovers go; the lock file stays (we hold it).
-        VMClaim.removeFiles(in: dir, lock: false)
+        // A dead VM's leftovers go; the lock file stays (we hold it). A directory we just
+        // made has none (and every VM's start-up would pay a scan for nothing).
+        if !fresh { VMClaim.removeFiles(in: dir, lock: false) }
         return VMClaim(name: name, directory: dir, lockFD: fd)
     }
 

@@ -30,14 +30,21 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private struct Registration {
+        let token: UInt64
         let fd: Int32
         let source: EventSource
     }
 
+    /// A VM registers a handful of fds (its queues, a TAP, timers, a listener): a short
+    /// array searched in order beats two dictionaries, whose generic metadata every VM's
+    /// start-up would otherwise build.
     private struct Table {
         var nextToken: UInt64 = 1
-        var byToken: [UInt64: Registration] = [:]
-        var tokenByFD: [Int32: UInt64] = [:]
+        var registrations: [Registration] = []
+
+        func registration(token: UInt64) -> Registration? { registrations.first { $0.token == token } }
+        func token(of fd: Int32) -> UInt64? { registrations.first { $0.fd == fd }?.token }
+        mutating func remove(token: UInt64) { registrations.removeAll { $0.token == token } }
     }
 
     private let epollFD: Int32
@@ -69,20 +76,16 @@ public final class EventLoop: @unchecked Sendable {
     /// Watches `fd` for `events` on behalf of `source`. An fd is registered at most once.
     public func add(fd: Int32, events: Events = .readable, source: EventSource) throws(HostError) {
         let token = try table.withLock { (t) throws(HostError) -> UInt64 in
-            guard t.tokenByFD[fd] == nil else { throw HostError("event loop: add fd \(fd) (already registered)", errno: EEXIST) }
+            guard t.token(of: fd) == nil else { throw HostError("event loop: add fd \(fd) (already registered)", errno: EEXIST) }
             let token = t.nextToken
             t.nextToken += 1
-            t.byToken[token] = Registration(fd: fd, source: source)
-            t.tokenByFD[fd] = token
+            t.registrations.append(Registration(token: token, fd: fd, source: source))
             return token
         }
         var event = epoll_event(events: events.rawValue, data: epoll_data_t(u64: token))
         guard epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0 else {
             let e = HostError.last("epoll_ctl ADD fd \(fd)")
-            table.withLock { t in
-                t.byToken[token] = nil
-                t.tokenByFD[fd] = nil
-            }
+            table.withLock { $0.remove(token: token) }
             throw e
         }
     }
@@ -90,7 +93,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Changes what `fd` is watched for; an empty set pauses it (a TAP while its device has
     /// no receive buffers) without forgetting the source.
     public func modify(fd: Int32, events: Events) throws(HostError) {
-        guard let token = table.withLock({ $0.tokenByFD[fd] }) else {
+        guard let token = table.withLock({ $0.token(of: fd) }) else {
             throw HostError("event loop: modify fd \(fd) (not registered)", errno: ENOENT)
         }
         var event = epoll_event(events: events.rawValue, data: epoll_data_t(u64: token))
@@ -101,14 +104,14 @@ public final class EventLoop: @unchecked Sendable {
     /// handled on the loop thread at this moment may still finish).
     public func remove(fd: Int32) {
         let found = table.withLock { t -> Bool in
-            guard let token = t.tokenByFD.removeValue(forKey: fd) else { return false }
-            t.byToken[token] = nil
+            guard let token = t.token(of: fd) else { return false }
+            t.remove(token: token)
             return true
         }
         if found { _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) }
     }
 
-    public var registeredCount: Int { table.withLock { $0.byToken.count } }
+    public var registeredCount: Int { table.withLock { $0.registrations.count } }
 
     /// Starts the loop's thread.
     public func start() throws(HostError) {
@@ -141,7 +144,7 @@ public final class EventLoop: @unchecked Sendable {
                     wake.drain()
                     continue
                 }
-                guard let registration = table.withLock({ $0.byToken[token] }) else { continue }
+                guard let registration = table.withLock({ $0.registration(token: token) }) else { continue }
                 registration.source.handleEvent(fd: registration.fd, events: events[i].events)
             }
         }

@@ -113,6 +113,11 @@ public final class Machine: @unchecked Sendable {
         notify(.running)
     }
 
+    /// The VM's device event loop (thread `svm-devices`), for a caller's own sources that
+    /// must not block it (a control socket's listener): one thread and one epoll serve
+    /// both. It runs from `start` until the VM has ended and `wait` returned.
+    public var eventLoop: EventLoop { loop }
+
     /// A descriptor that becomes readable once the VM has ended (it stays readable).
     public var endedDescriptor: Int32 { ended.fd }
 

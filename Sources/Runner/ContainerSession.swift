@@ -88,6 +88,8 @@ public final class ContainerSession: @unchecked Sendable {
     private let started: EventFD
     /// Processes `svm-runtime exec` runs in the container (ContainerExecs.swift); nil until boot.
     public private(set) var execs: ContainerExecs?
+    /// The VM's device event loop, for the caller's control socket; nil until boot.
+    public var eventLoop: EventLoop? { machine?.eventLoop }
 
     public init(request: ContainerRequest, environment: [String: String], io: RunIO,
                 serialOutput: @escaping @Sendable (UnsafeRawBufferPointer) -> Void) throws(RunError) {

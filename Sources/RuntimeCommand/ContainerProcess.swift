@@ -77,7 +77,8 @@ enum ContainerProcess {
             } catch { throw RuntimeFailure("\(error)") }
             do {
                 try claim.writePID(getpid())
-                server = try ControlServer(path: claim.controlSocketPath, handler: ContainerHandler(session: session, network: network))
+                guard let loop = session.eventLoop else { throw HostError("control socket: the VM has no event loop", errno: EINVAL) }
+                server = try ControlServer(path: claim.controlSocketPath, handler: ContainerHandler(session: session, network: network), loop: loop)
                 try server.start()
             } catch {
                 // The VM ends before its virtiofsd do, or the device would report their

@@ -86,7 +86,7 @@ enum BootCommand {
         }
         let exit = ForegroundConsole.run(vm.machine, input: 0, signalFD: signalFD)
         terminal?.restore()
-        vm.finish(exit)
+        vm.finish(exit, recordExit: keepState)
         if !keepState { claim.discard() }
         report(exit, vm: vm)
         return ExitCode.status(for: exit)

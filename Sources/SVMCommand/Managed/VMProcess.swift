@@ -75,17 +75,20 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
     func start(kick: VCPUKick) throws(MachineError) {
         do {
             try claim.writePID(getpid())
-            let server = try ControlServer(path: claim.controlSocketPath, handler: self)
+            let server = try ControlServer(path: claim.controlSocketPath, handler: self, loop: machine.eventLoop)
             try server.start()
             self.server = server
         } catch { throw .host(error) }
         try machine.start(kick: kick)
     }
 
-    /// After the VM ended: the exit record, then the socket and attached consoles go.
-    func finish(_ exit: MachineExit) {
-        let status = ExitCode.status(for: exit)
-        try? claim.writeExitRecord(ExitRecord(status: Int(status), reason: BootConfiguration.message(for: exit, timeout: options.timeout) ?? "exited", endedAt: Double(time(nil))))
+    /// After the VM ended: the exit record (unless the caller discards the directory next:
+    /// an unnamed foreground VM), then the socket and attached consoles go.
+    func finish(_ exit: MachineExit, recordExit: Bool = true) {
+        if recordExit {
+            let status = ExitCode.status(for: exit)
+            try? claim.writeExitRecord(ExitRecord(status: Int(status), reason: BootConfiguration.message(for: exit, timeout: options.timeout) ?? "exited", endedAt: Double(time(nil))))
+        }
         server?.stop()
         attached?.stop()
         stopShares()
