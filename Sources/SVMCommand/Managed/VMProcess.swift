@@ -122,18 +122,22 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
         }
     }
 
-    /// Saves the VM; without `resume` it then ends (status 0, "saved to a snapshot") and
-    /// never runs another instruction here: it goes on where it is restored.
+    /// Saves the VM; without `resume` it stays paused and ends once the reply is sent
+    /// (`didReply`: status 0, "saved to a snapshot"), never running another instruction
+    /// here: it goes on where it is restored.
     func snapshot(to path: String, resume: Bool) -> ControlReply {
         let annotations = SnapshotAnnotations.make(options: options)
         do {
             let summary = try machine.snapshot(to: path, annotations: annotations, resume: resume)
-            if !resume { machine.end(.savedToSnapshot) }
             return .ok(["memory": .int(Int(summary.memorySize)), "memoryData": .int(Int(summary.memoryData)),
                         "seconds": .double(summary.seconds)])
         } catch {
             return .failure("snapshot \(path): \(error)")
         }
+    }
+
+    func didReply(to request: ControlRequest, with reply: ControlReply) {
+        if case .snapshot(_, resume: false) = request, reply.ok { machine.end(.savedToSnapshot) }
     }
 
     func attach(connection fd: Int32) {
