@@ -80,7 +80,7 @@ final class SnapshotTests: XCTestCase {
 
     func testCounterContinuesInTwoVMsRestoredAtOnce() throws {
         let a = "\(tag)-a"
-        let boot = svm(["boot", "-d", "--name", a, "--mem", "256M", "--kernel", try LinuxBootTests.artifact("vmlinux"),
+        let boot = svm(["boot", "-d", "--name", a, "--mem", "128M", "--kernel", try LinuxBootTests.artifact("vmlinux"),
                         "--initrd", try LinuxBootTests.artifact("initramfs.cpio"),
                         "--cmdline", "console=ttyS0 svm.init=counter"])
         XCTAssertEqual(boot.status, 0, boot.err)
@@ -96,11 +96,11 @@ final class SnapshotTests: XCTestCase {
         for file in ["manifest", "state", "memory"] {
             XCTAssertEqual(access("\(snapshot)/\(file)", R_OK), 0, "no \(file) in the snapshot")
         }
-        // Sparse: a 256 MiB guest at its counter has touched a small part of its RAM.
+        // Sparse: a 128 MiB guest at its counter has touched a small part of its RAM.
         var st = stat()
         XCTAssertEqual(stat("\(snapshot)/memory", &st), 0)
-        XCTAssertEqual(st.st_size, 256 << 20)
-        XCTAssertLessThan(Int(st.st_blocks) * 512, 128 << 20, "the memory file is not sparse")
+        XCTAssertEqual(st.st_size, 128 << 20)
+        XCTAssertLessThan(Int(st.st_blocks) * 512, 64 << 20, "the memory file is not sparse")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(snapshot).partial-\(pid)"), "partial directory left")
         // A second snapshot into the same directory is refused, the VM unharmed.
         let again = svm(["snapshot", "--resume", a, snapshot])
@@ -169,14 +169,17 @@ final class SnapshotTests: XCTestCase {
 
     func testDiskWrittenBeforeSnapshotReadsBackAfterRestore() throws {
         let b = "\(tag)-b", rb = "\(tag)-rb"
+        let started = SVMProcess.now()
+        func phase(_ what: String) { print("SnapshotTests disk: \(what) at \(Int(SVMProcess.now() - started)) s") }
         let disk = "\(workDir)/disk.img"
         mustRun(["truncate", "-s", "16M", disk])
-        let vm = try SVMProcess(arguments: ["boot", "--name", b, "--mem", "256M", "--disk", disk,
+        let vm = try SVMProcess(arguments: ["boot", "--name", b, "--mem", "128M", "--disk", disk,
                                             "--kernel", try LinuxBootTests.artifact("vmlinux"),
                                             "--initrd", try LinuxBootTests.artifact("initramfs.cpio")],
                                 environment: ["SVM_RUN_DIR": runDir])
         XCTAssertTrue(vm.waitForText(SVMProcess.shellPrompt, timeout: LinuxBootTests.bootTimeout),
                       "no shell prompt; output:\n\(vm.stdoutText.suffix(3000))\n\(vm.stderrText)")
+        phase("prompt")
         let marker = "marker-\(getpid())-written-before"
         vm.send("(i=0; while :; do i=$((i+1)); echo t''ick $i; sleep 1; done) &\n")
         vm.send("echo \(marker) | dd of=/dev/vda conv=fsync 2>/dev/null; echo W''ROTE\n")
@@ -186,6 +189,7 @@ final class SnapshotTests: XCTestCase {
         let uptimeLine = try XCTUnwrap(vm.waitForLine(containing: "UPTIME ", timeout: 60))
         let uptimeBefore = try XCTUnwrap(Double(uptimeLine.split(separator: " ").last ?? ""))
 
+        phase("written, counting")
         let snapshot = "\(workDir)/disk-snapshot"
         let save = svm(["snapshot", b, snapshot])
         XCTAssertEqual(save.status, 0, save.err)
@@ -197,6 +201,7 @@ final class SnapshotTests: XCTestCase {
         let restored = try SVMProcess(arguments: ["restore", "--name", rb, snapshot], environment: ["SVM_RUN_DIR": runDir])
         XCTAssertNotNil(restored.waitForLine(containing: "tick \(ticksBefore + 2)", timeout: 60),
                         "the loop did not go on; output:\n\(restored.stdoutText.suffix(2000))\n\(restored.stderrText)")
+        phase("restored and counting")
         let ticks = counters(restored.stdoutText, word: "tick")
         XCTAssertGreaterThan(ticks.first ?? 0, 1, "counting started again: \(ticks)")
         XCTAssertLessThanOrEqual(ticks.first ?? 0, ticksBefore + 1, "ticks were lost: \(ticks) after \(ticksBefore)")
@@ -208,8 +213,10 @@ final class SnapshotTests: XCTestCase {
         let after = restored.waitForLine(containing: "UPTIME ", timeout: 60)
         let uptimeAfter = try XCTUnwrap(after.flatMap { Double($0.split(separator: " ").last ?? "") }, after ?? "no uptime")
         XCTAssertGreaterThanOrEqual(uptimeAfter, uptimeBefore, "the guest's clock went back")
+        phase("read back")
         restored.send("reboot -f\n")
         XCTAssertEqual(restored.waitForExit(timeout: 120), 0, restored.stderrText)
+        phase("rebooted")
 
         // The restored guest only read the disk, so the snapshot still fits it; a change
         // made to the disk since (here on the host) makes the snapshot refused.
