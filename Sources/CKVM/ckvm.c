@@ -139,3 +139,29 @@ int ckvm_open_pty(int *replica, char *name, size_t name_size) {
     }
     return master;
 }
+
+int ckvm_is_zero(const void *p, size_t length) {
+    const unsigned long long *w = p;
+    size_t n = length / 8;
+    unsigned long long acc = 0;
+    for (size_t i = 0; i < n; i += 8) {
+        // Eight words per round: one branch per cache line.
+        size_t end = i + 8 < n ? i + 8 : n;
+        for (size_t j = i; j < end; j++) acc |= w[j];
+        if (acc) return 0;
+    }
+    return 1;
+}
+
+unsigned long long ckvm_hash_words(unsigned long long seed, const void *p, size_t length) {
+    const unsigned char *b = p;
+    unsigned long long h = seed;
+    for (size_t i = 0; i + 8 <= length; i += 8) {
+        unsigned long long w;
+        memcpy(&w, b + i, 8);
+        h ^= w;
+        h *= 0x100000001b3ULL;
+        h ^= h >> 29;   // carries high bits down, which the multiply alone never does
+    }
+    return h;
+}

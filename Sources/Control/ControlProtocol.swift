@@ -19,6 +19,9 @@ public enum ControlRequest: Equatable, Sendable {
     /// stdin, stdout and stderr with SCM_RIGHTS, then `{"signal":N}` lines; the VM process
     /// answers with one `{"exit":N}` line (and `"error"` when it did not run) and closes.
     case exec(process: ControlValue)
+    /// Save the VM into the new directory `path` (absolute: the VM process has its own
+    /// working directory); with `resume` it goes on afterwards, else it ends.
+    case snapshot(path: String, resume: Bool)
 
     /// Requests longer than this (the line, without its newline) are refused.
     public static let maximumLineLength = 64 << 10
@@ -36,6 +39,7 @@ public enum ControlRequest: Equatable, Sendable {
         case .start: "start"
         case .signal: "signal"
         case .exec: "exec"
+        case .snapshot: "snapshot"
         }
     }
 
@@ -63,6 +67,16 @@ public enum ControlRequest: Equatable, Sendable {
         case "exec":
             guard let process = object["process"], process.object != nil else { throw .badField("process", "an object") }
             return .exec(process: process)
+        case "snapshot":
+            guard let path = object["path"]?.string, path.hasPrefix("/"), !path.utf8.contains(0) else {
+                throw .badField("path", "an absolute path")
+            }
+            var resume = false
+            if let r = object["resume"] {
+                guard let b = r.bool else { throw .badField("resume", "true or false") }
+                resume = b
+            }
+            return .snapshot(path: path, resume: resume)
         case "signal":
             guard let n = object["signal"]?.int, (1...64).contains(n) else { throw .badField("signal", "a signal number from 1 to 64") }
             var all = false
@@ -94,6 +108,10 @@ public enum ControlRequest: Equatable, Sendable {
             object["all"] = .bool(all)
         }
         if case let .exec(process) = self { object["process"] = process }
+        if case let .snapshot(path, resume) = self {
+            object["path"] = .string(path)
+            object["resume"] = .bool(resume)
+        }
         return ControlWire.line(object)
     }
 }

@@ -12,12 +12,18 @@ public protocol ControlHandler: AnyObject, Sendable {
     /// After an ok reply to a request that hands the connection over (`attach`, `exec`):
     /// the handler owns `fd` from now on and closes it. By default, `attach`.
     func takeOver(connection fd: Int32, after request: ControlRequest)
+    /// After the reply was sent and the connection closed: for what must not happen before
+    /// the client has its answer (a VM that ends after a snapshot: its process may exit
+    /// once it has ended, and the reply would be lost). By default, nothing.
+    func didReply(to request: ControlRequest, with reply: ControlReply)
 }
 
 extension ControlHandler {
     public func takeOver(connection fd: Int32, after request: ControlRequest) {
         if request == .attach { attach(connection: fd) } else { close(fd) }
     }
+
+    public func didReply(to request: ControlRequest, with reply: ControlReply) {}
 }
 
 /// Serves a VM's control socket from an event loop the caller owns (a VM's device loop:
@@ -120,6 +126,7 @@ public final class ControlServer: @unchecked Sendable {
             handler.takeOver(connection: fd, after: request)
         } else {
             close(fd)
+            handler.didReply(to: request, with: answer)
         }
     }
 

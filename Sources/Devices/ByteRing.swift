@@ -50,3 +50,13 @@ struct ByteRing: Sendable {
         count = 0
     }
 }
+
+extension ByteRing {
+    /// The bytes in FIFO order (for snapshots).
+    var contents: [UInt8] {
+        var copy = self
+        var out: [UInt8] = []
+        while let b = copy.pop() { out.append(b) }
+        return out
+    }
+}

@@ -21,7 +21,7 @@ public final class CMOS: Sendable {
     public static let dataPort: UInt16 = 0x71
 
     private let now: @Sendable () -> time_t
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     struct State: Sendable {
         var index: UInt8 = 0

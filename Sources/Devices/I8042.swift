@@ -22,7 +22,7 @@ public final class I8042: Sendable {
     public static let commandPort: UInt16 = 0x64
 
     private let reset: @Sendable () -> Void
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     struct State: Sendable {
         /// Controller configuration byte: keyboard interrupt, system flag, scancode translation.

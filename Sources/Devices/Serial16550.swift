@@ -43,8 +43,8 @@ public final class Serial16550: Sendable {
     /// One transmitted byte at a time: a byte, not an array, so the console path (one exit
     /// per character) allocates nothing.
     private let output: @Sendable (UInt8) -> Void
-    private let interrupt: @Sendable (_ level: Bool) -> Void
-    private let state: Mutex<UARTState>
+    let interrupt: @Sendable (_ level: Bool) -> Void
+    let state: Mutex<UARTState>
 
     public init(output: @escaping @Sendable (UInt8) -> Void,
                 interrupt: @escaping @Sendable (_ level: Bool) -> Void,

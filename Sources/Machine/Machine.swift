@@ -34,6 +34,9 @@ public final class Machine: @unchecked Sendable {
     let serial: Serial16550
     let monitor: ConsoleMonitor
     let loop: EventLoop
+    let parking: DeviceLoopParking
+    let legacy: LegacyDeviceSet
+    let cpuidSetup: CPUIDSetup
 
     // Lifecycle.
     private let exitState = Mutex<MachineExit?>(nil)
@@ -70,6 +73,9 @@ public final class Machine: @unchecked Sendable {
         serial = parts.serial
         monitor = parts.monitor
         loop = parts.loop
+        parking = parts.parking
+        legacy = parts.legacy
+        cpuidSetup = parts.cpuidSetup
         ended = parts.ended
         timers = parts.timers
         // The devices' callbacks and the timers reach this VM through these links.

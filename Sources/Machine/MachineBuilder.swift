@@ -4,6 +4,7 @@ import Glibc
 import Host
 import KVM
 import Memory
+import Snapshot
 
 /// What a built, not yet running VM consists of.
 struct MachineParts {
@@ -20,6 +21,9 @@ struct MachineParts {
     let loop: EventLoop
     let ended: EventFD
     let timers: Timers
+    let parking: DeviceLoopParking
+    let legacy: LegacyDeviceSet
+    let cpuidSetup: CPUIDSetup
     /// Connected to the Machine by its init.
     let hook: ScanHook
 }
@@ -94,16 +98,8 @@ enum MachineBuilder {
             try vm.createPIT2()
         } catch { throw .kvm(error) }
 
-        let loop: EventLoop
-        let ended: EventFD
-        let timers: Timers
-        do {
-            loop = try EventLoop(name: "svm-devices")
-            ended = try EventFD()
-            timers = try Timers()
-            try timers.register(with: loop)
-        } catch { throw .host(error) }
-        try devices.attachVirtio(to: vm, memory: memory, loop: loop)
+        let loop = try LoopParts()
+        try devices.attachVirtio(to: vm, memory: memory, loop: loop.loop)
 
         let bootEntry: BootEntry?
         if let kernel {
@@ -117,33 +113,14 @@ enum MachineBuilder {
             bootEntry = nil
         }
 
-        // The PC's port devices. Their callbacks reach the Machine through hooks that are
-        // connected once it exists (`connect`); they only fire once vCPUs run.
-        let output = config.serialOutput
-        let vmRef = vm
-        let serial = Serial16550(
-            output: { byte in
-                withUnsafeBytes(of: byte) { output($0) }
-                scanHook.machine?.scanConsole(CollectionOfOne(byte))
-            },
-            interrupt: { level in try? vmRef.setIRQLine(Serial16550.com1IRQ, level: level) })
-        let i8042 = I8042(reset: { scanHook.machine?.guestReset() })
-        let cmos = CMOS(now: { time(nil) })
-        try devices.attachLegacy(serial: serial, i8042: i8042, cmos: cmos)
+        let legacy = try LegacyDeviceSet(config: config, vm: vm, hook: scanHook, devices: devices)
 
         let vcpus: [VCPU]
+        let cpuid: CPUIDSetup
         do {
-            let supported = try system.supportedCPUID()
-            let cpuid = CPUIDSetup(supported: supported, cpuCount: config.cpuCount,
-                                   hideUnemulatedFeatures: emulatingHost)
-            var created: [VCPU] = []
-            for id in 0..<UInt32(config.cpuCount) {
-                let vcpu = try vm.createVCPU(id: id)
-                try vcpu.setCPUID(cpuid.entries(forVCPU: id))
-                try VCPUSetup.configureCommon(vcpu)
-                created.append(vcpu)
-            }
-            vcpus = created
+            cpuid = try cpuidSetup(system, config: config, emulatingHost: emulatingHost)
+            vcpus = try createVCPUs(vm, cpuid: cpuid)
+            for vcpu in vcpus { try VCPUSetup.configureCommon(vcpu) }
             if let bootEntry {
                 try VCPUSetup.enter(vcpus[0], at: bootEntry)
             } else {
@@ -152,8 +129,26 @@ enum MachineBuilder {
         } catch { throw .kvm(error) }
 
         return MachineParts(config: config, emulatingHost: emulatingHost, commandLine: commandLine, memory: memory,
-                            system: system, vm: vm, vcpus: vcpus, devices: devices, serial: serial, monitor: monitor,
-                            loop: loop, ended: ended, timers: timers, hook: scanHook)
+                            system: system, vm: vm, vcpus: vcpus, devices: devices, serial: legacy.serial, monitor: monitor,
+                            loop: loop.loop, ended: loop.ended, timers: loop.timers, parking: loop.parking,
+                            legacy: legacy, cpuidSetup: cpuid, hook: scanHook)
+    }
+}
+
+extension MachineBuilder {
+    static func cpuidSetup(_ system: KVMSystem, config: MachineConfig, emulatingHost: Bool) throws(HostError) -> CPUIDSetup {
+        CPUIDSetup(supported: try system.supportedCPUID(), cpuCount: config.cpuCount, hideUnemulatedFeatures: emulatingHost)
+    }
+
+    /// One vCPU per configured CPU, each with its CPUID table.
+    static func createVCPUs(_ vm: VirtualMachine, cpuid: CPUIDSetup) throws(HostError) -> [VCPU] {
+        var created: [VCPU] = []
+        for id in 0..<UInt32(cpuid.cpuCount) {
+            let vcpu = try vm.createVCPU(id: id)
+            try vcpu.setCPUID(cpuid.entries(forVCPU: id))
+            created.append(vcpu)
+        }
+        return created
     }
 }
 
@@ -161,4 +156,50 @@ enum MachineBuilder {
 /// unowned(unsafe): the Machine owns the devices, so it outlives every callback they make.
 final class ScanHook: @unchecked Sendable {
     unowned(unsafe) var machine: Machine?
+}
+
+/// The device event loop and what every VM registers on it before any device does.
+struct LoopParts {
+    let loop: EventLoop
+    let ended: EventFD
+    let timers: Timers
+    let parking: DeviceLoopParking
+
+    init() throws(MachineError) {
+        do {
+            loop = try EventLoop(name: "svm-devices")
+            ended = try EventFD()
+            timers = try Timers()
+            try timers.register(with: loop)
+            parking = try DeviceLoopParking()
+            try parking.register(with: loop)
+        } catch { throw .host(error) }
+    }
+}
+
+/// The PC's port devices. Their callbacks reach the Machine through hooks that are
+/// connected once it exists; they only fire once vCPUs run.
+struct LegacyDeviceSet {
+    let serial: Serial16550
+    let i8042: I8042
+    let cmos: CMOS
+
+    init(config: MachineConfig, vm: VirtualMachine, hook scanHook: ScanHook, devices: DeviceManager) throws(MachineError) {
+        let output = config.serialOutput
+        let vmRef = vm
+        serial = Serial16550(
+            output: { byte in
+                withUnsafeBytes(of: byte) { output($0) }
+                scanHook.machine?.scanConsole(CollectionOfOne(byte))
+            },
+            interrupt: { level in try? vmRef.setIRQLine(Serial16550.com1IRQ, level: level) })
+        i8042 = I8042(reset: { scanHook.machine?.guestReset() })
+        cmos = CMOS(now: { time(nil) })
+        try devices.attachLegacy(serial: serial, i8042: i8042, cmos: cmos)
+    }
+
+    /// In the order the state file keeps them.
+    var snapshottable: [(name: String, device: any Snapshottable)] {
+        [("serial", serial), ("i8042", i8042), ("cmos", cmos)]
+    }
 }

@@ -1,6 +1,7 @@
 import Boot
 import Host
 import Memory
+import Snapshot
 import Virtio
 
 /// Why a VM could not be built or started. `isBadInput` separates the caller's mistakes
@@ -20,6 +21,8 @@ public enum MachineError: Error, CustomStringConvertible {
     case memory(MemoryError)
     case boot(BootError)
     case host(HostError)
+    /// A snapshot could not be written, or read back into a VM.
+    case snapshot(SnapshotError)
 
     public var description: String {
         switch self {
@@ -37,6 +40,7 @@ public enum MachineError: Error, CustomStringConvertible {
         case let .memory(e): "\(e)"
         case let .boot(e): "\(e)"
         case let .host(e): "\(e)"
+        case let .snapshot(e): "\(e)"
         }
     }
 

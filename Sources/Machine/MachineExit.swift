@@ -20,6 +20,8 @@ public enum MachineExit: Equatable, Sendable {
     case killed
     /// A host-side failure while running (a KVM ioctl failed).
     case hostFailure(String)
+    /// The VM was saved to a snapshot and ended there, to go on when it is restored.
+    case savedToSnapshot
 }
 
 /// Where a VM is in its life, as `svm ps` and the control socket report it.

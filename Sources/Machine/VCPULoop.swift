@@ -15,6 +15,11 @@ extension Machine {
 
         while !hasEnded {
             if !pauseGate.open {
+                // The exit just handled may be an I/O read whose value KVM puts into the
+                // guest's registers on the next KVM_RUN. With immediate_exit still set,
+                // KVM_RUN does exactly that and returns at once, so the registers a
+                // snapshot reads while paused hold the whole instruction's effect.
+                _ = try? vcpu.runOnce()
                 pauseGate.pass(giveUp: { self.hasEnded })
                 // `pause` set immediate_exit to get us here; `end` sets it after recording
                 // the exit, which the loop condition sees, so clearing it cannot lose a stop.

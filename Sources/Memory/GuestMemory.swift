@@ -129,6 +129,24 @@ public final class GuestMemory: @unchecked Sendable {
         self.hostBase = p
     }
 
+    /// Guest RAM that starts as the contents of the file `fd` (a snapshot's memory file),
+    /// mapped MAP_PRIVATE: pages are read from the file (its page cache) as the guest first
+    /// touches them, and a page the guest writes becomes its own copy, so the file never
+    /// changes and any number of VMs can start from it at once.
+    public init(copyOnWriteFile fd: Int32, size: UInt64) throws(MemoryError) {
+        guard size >= 1 << 20, size % 4096 == 0, size <= Self.maximumSize else {
+            throw .invalidSize(size)
+        }
+        guard let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0), p != MAP_FAILED else {
+            throw .mapFailed(bytes: size, errno: errno)
+        }
+        _ = madvise(p, Int(size), MADV_DONTDUMP)
+        memfd = nil
+        self.size = size
+        self.regions = Self.layout(size: size)
+        self.hostBase = p
+    }
+
     deinit {
         munmap(hostBase, Int(size))
         if let memfd { close(memfd) }

@@ -191,6 +191,8 @@ final class ContainerHandler: ControlHandler, @unchecked Sendable {
             return .failure("attach: a container's streams belong to its engine")
         case let .exec(process):
             return acceptExec(process)
+        case .snapshot:
+            return .failure("snapshot: containers cannot be saved yet (their shares are virtio-fs)")
         }
     }
 

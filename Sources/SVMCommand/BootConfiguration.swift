@@ -64,13 +64,21 @@ enum BootConfiguration {
     }
 
     static func status(for error: MachineError) -> Int32 {
-        error.isBadInput ? ExitCode.badInput.rawValue : ExitCode.hostFailure.rawValue
+        if case let .snapshot(e) = error {
+            switch e {
+            case .io: return ExitCode.hostFailure.rawValue
+            case .unsupported: return ExitCode.badInput.rawValue
+            default: return ExitCode.snapshotRefused.rawValue
+            }
+        }
+        return error.isBadInput ? ExitCode.badInput.rawValue : ExitCode.hostFailure.rawValue
     }
 
     /// The line for how a VM ended, if there is something to say.
     static func message(for exit: MachineExit, timeout: Double?) -> String? {
         switch exit {
         case .reset, .powerOff, .userQuit: nil
+        case .savedToSnapshot: "saved to a snapshot; the VM ended"
         case let .panic(reason): "guest kernel panicked: \(reason)"
         case let .crashed(reason): "guest crashed: \(reason)"
         case .timedOut: "timed out after \(timeout.map { String($0) } ?? "?") s; VM stopped"

@@ -14,6 +14,9 @@ public enum ExitCode: Int32, Sendable {
     case badInput = 2
     /// A host-side failure while building or running the VM.
     case hostFailure = 3
+    /// `svm restore` refused a snapshot: damaged (a checksum or size does not match),
+    /// from another svm version or format, for other CPU features, or its disks changed.
+    case snapshotRefused = 4
     /// `--timeout` expired and svm ended the VM (as timeout(1) does).
     case timedOut = 124
     /// `svm run` could not run the program or learn its status (as `docker run`'s 125).
@@ -28,7 +31,7 @@ public enum ExitCode: Int32, Sendable {
 
     public static func status(for exit: MachineExit) -> Int32 {
         switch exit {
-        case .reset, .powerOff, .userQuit: success.rawValue
+        case .reset, .powerOff, .userQuit, .savedToSnapshot: success.rawValue
         case .panic, .crashed: guestFailure.rawValue
         case .timedOut: timedOut.rawValue
         case let .interrupted(signal): interrupted(signal: signal)

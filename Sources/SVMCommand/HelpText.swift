@@ -9,6 +9,7 @@ enum HelpText {
       svm logs [-f] [--tail N] NAME
       svm attach NAME
       svm pause NAME | resume NAME | stop [-t S] NAME | kill NAME | restart NAME | rm [-f] NAME
+      svm snapshot [--resume] NAME DIR | restore [-d] [--name NAME] DIR
       svm --version | --help
 
     Commands:
@@ -23,6 +24,8 @@ enum HelpText {
       kill     end a VM at once
       restart  stop a VM and boot it again, detached, with the same options and name
       rm       remove an exited VM's state (-f: end a running one first)
+      snapshot save a running VM into a new directory (it ends, unless --resume)
+      restore  continue a saved VM, as a managed VM like svm boot's (-d: detached)
 
     Every command has --help. VMs live in ${SVM_RUN_DIR:-/run/svm}/NAME/ (for users other
     than root: $XDG_RUNTIME_DIR/svm, else /tmp/svm-UID).
@@ -209,6 +212,37 @@ enum HelpText {
     Connects this terminal to the running VM's console: what it prints from now on, and
     what you type goes to it (raw on a terminal). Ctrl-A d detaches and leaves the VM
     running; Ctrl-A x ends the VM; Ctrl-A Ctrl-A sends a Ctrl-A.
+
+    """
+
+    static let snapshot = """
+    Usage: svm snapshot [--resume] NAME DIR
+
+    Saves the running VM NAME into the new directory DIR: guest RAM as a sparse file, the
+    state of every vCPU and device, and a checksummed manifest (docs/snapshot.md). The
+    vCPUs are paused and the device loop stopped between requests while it is written.
+    Without --resume the VM then ends (status 0); `svm restore DIR` continues it. With
+    --resume it goes on. VMs with --share folders cannot be saved yet.
+
+      -r, --resume   let the VM go on after the snapshot is on disk
+
+    """
+
+    static let restore = """
+    Usage: svm restore [-d] [--name NAME] DIR
+
+    Continues the VM saved in DIR, with its devices as they were (same disks, TAPs, RAM and
+    vCPUs), as a managed VM: the console is here (or with -d in its log), and ps, logs,
+    attach, stop and kill work as for svm boot, with the same exit statuses. Its RAM is
+    mapped copy-on-write from DIR/memory, so any number of VMs can restore one snapshot
+    at once (a snapshot with a read-write disk can only run once at a time).
+
+    Refused with one line and exit status 4: a snapshot whose files do not match their
+    checksums, made by another svm version, for other CPU features than this host gives a
+    guest, or whose disks changed since it was made.
+
+      -d, --detach   run in the background; prints the VM's name once it runs
+      --name NAME    the VM's name (default svm- and 8 hex digits)
 
     """
 

@@ -2,6 +2,7 @@ import Glibc
 import Host
 import Machine
 import Runner
+import Snapshot
 
 /// The `svm` program: a table of subcommands, one file each under Commands/. Each turns
 /// its outcome into at most one line on stderr and an exit status (`ExitCode`).
@@ -18,7 +19,8 @@ public enum SVMCommand {
     static let commands: [Command] = [
         BootCommand.command, RunCommand.command, PsCommand.command, LogsCommand.command,
         AttachCommand.command, PauseCommand.command, ResumeCommand.command, StopCommand.command,
-        KillCommand.command, RestartCommand.command, RmCommand.command, VMProcessCommand.command,
+        KillCommand.command, RestartCommand.command, RmCommand.command, SnapshotCommand.command,
+        RestoreCommand.command, VMProcessCommand.command,
     ]
 
     public static func main(_ arguments: [String]) -> Int32 {

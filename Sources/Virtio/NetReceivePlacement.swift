@@ -20,6 +20,9 @@ struct NetReceivePlacement {
     private var chains: [DescriptorChain] = []
     private var room = 0
 
+    /// Chains taken from the ring for this packet and not yet returned.
+    var heldChains: Int { chains.count }
+
     init(packet: [UInt8]) {
         self.packet = packet
     }

@@ -1,3 +1,4 @@
+import Snapshot
 import Glibc
 import Memory
 import Synchronization
@@ -77,5 +78,18 @@ public final class VirtioBlock: VirtioDevice {
 
     public func reset() {
         active.withLock { $0 = nil }
+    }
+}
+
+/// Requests run to completion before the device loop parks, so the ring positions are
+/// the whole state. The disk itself is the caller's to keep unchanged (the manifest's
+/// fingerprint).
+extension VirtioBlock: Snapshottable {
+    public func saveState(to w: inout StateWriter) {
+        active.withLock { $0.savePositions(to: &w) }
+    }
+
+    public func restoreState(from r: inout StateReader) throws(SnapshotError) {
+        try active.withLock { (a) throws(SnapshotError) in try a.restorePositions(from: &r) }
     }
 }

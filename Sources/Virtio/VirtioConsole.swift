@@ -1,3 +1,4 @@
+import Snapshot
 import Host
 import Memory
 import Synchronization
@@ -114,5 +115,23 @@ public final class VirtioConsole: VirtioDevice {
         active.queues[q].signalUsedIfNeeded(active.interrupt)
         s.pending.removeFirst(taken)
         s.active = active
+    }
+}
+
+/// The ring positions and the host input not yet taken by the guest.
+extension VirtioConsole: Snapshottable {
+    public func saveState(to w: inout StateWriter) {
+        state.withLock { s in
+            s.active.savePositions(to: &w)
+            w.put(bytes: s.pending)
+        }
+    }
+
+    public func restoreState(from r: inout StateReader) throws(SnapshotError) {
+        try state.withLock { (s) throws(SnapshotError) in
+            try s.active.restorePositions(from: &r)
+            s.pending = try r.getBytes("pending input", limit: Self.inputBufferLimit)
+            deliver(&s)
+        }
     }
 }

@@ -53,6 +53,16 @@ public final class VirtioInterrupt: Sendable {
     /// True once `signalNeedsReset()` was called, until the transport resets the device.
     public var needsReset: Bool { needsResetFlag.load(ordering: .sequentiallyConsistent) }
 
+    /// The saved interrupt state of a snapshot (no interrupt is raised: the in-kernel
+    /// irqchip state, restored separately, says whether the line is pending).
+    func restore(status: UInt32, generation: UInt32, needsReset: Bool) {
+        self.status.store(status, ordering: .sequentiallyConsistent)
+        self.generation.store(generation, ordering: .sequentiallyConsistent)
+        needsResetFlag.store(needsReset, ordering: .sequentiallyConsistent)
+    }
+
+    var pendingStatus: UInt32 { status.load(ordering: .sequentiallyConsistent) }
+
     /// InterruptACK: the driver handled these bits.
     func acknowledge(_ bits: UInt32) {
         status.bitwiseAnd(~bits, ordering: .sequentiallyConsistent)

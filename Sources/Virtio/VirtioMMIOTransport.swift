@@ -84,7 +84,7 @@ public final class VirtioMMIOTransport: Sendable {
     let queueCount: Int
     let maxQueueSize: UInt16
     let offeredFeatures: UInt64
-    private let state: Mutex<State>
+    let state: Mutex<State>
     private let queueNotification: (@Sendable (Int) -> Void)?
 
     /// - Parameters:
@@ -238,7 +238,7 @@ public final class VirtioMMIOTransport: Sendable {
         }
     }
 
-    private func makeQueue(_ q: QueueConfig, features: UInt64) throws(VirtqueueError) -> Virtqueue {
+    func makeQueue(_ q: QueueConfig, features: UInt64) throws(VirtqueueError) -> Virtqueue {
         try Virtqueue(memory: memory, size: q.size, descriptorTable: q.descriptorTable,
                       availRing: q.driverArea, usedRing: q.deviceArea,
                       eventIndex: features & VirtioFeature.eventIndex != 0,

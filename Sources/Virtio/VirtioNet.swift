@@ -1,3 +1,4 @@
+import Snapshot
 import Host
 import Memory
 import Synchronization
@@ -233,5 +234,25 @@ public final class VirtioNet: VirtioDevice, EventSource {
             return 0 // a transmit buffer is only read
         }
         s.droppedTransmit += dropped
+    }
+}
+
+/// The ring positions. A received packet still waiting for buffers is dropped (the
+/// network loses packets anyway; TCP sends it again), and the receive chains it held are
+/// given back by rewinding the ring, so the guest loses no buffers. The TAP is reopened
+/// by name when the VM is rebuilt, and activation sets its offloads again.
+extension VirtioNet: Snapshottable {
+    public func saveState(to w: inout StateWriter) {
+        state.withLock { s in
+            s.active.savePositions(to: &w, held: [Self.receiveQueue: s.pending?.heldChains ?? 0])
+        }
+    }
+
+    public func restoreState(from r: inout StateReader) throws(SnapshotError) {
+        try state.withLock { (s) throws(SnapshotError) in
+            try s.active.restorePositions(from: &r)
+            s.pending = nil
+            updateInterest(&s)
+        }
     }
 }

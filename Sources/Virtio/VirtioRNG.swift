@@ -1,3 +1,4 @@
+import Snapshot
 import Memory
 import Synchronization
 
@@ -57,5 +58,15 @@ public final class VirtioRNG: VirtioDevice {
                 i += 1
             }
         }
+    }
+}
+
+extension VirtioRNG: Snapshottable {
+    public func saveState(to w: inout StateWriter) {
+        active.withLock { $0.savePositions(to: &w) }
+    }
+
+    public func restoreState(from r: inout StateReader) throws(SnapshotError) {
+        try active.withLock { (a) throws(SnapshotError) in try a.restorePositions(from: &r) }
     }
 }

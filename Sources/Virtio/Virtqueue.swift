@@ -71,6 +71,16 @@ public struct Virtqueue: Sendable {
         self.indirectDescriptors = indirectDescriptors
     }
 
+    /// Where a restored queue picks up: the ring positions a saved device had reached.
+    /// Only for a queue nothing has used yet (just built from the saved configuration).
+    public mutating func restorePositions(nextAvail: UInt16, nextUsed: UInt16) {
+        self.nextAvail = nextAvail
+        self.nextUsed = nextUsed
+        availIndexSeen = nextAvail
+        usedAtCheck = nextUsed
+        usedSinceCheck = 0
+    }
+
     // MARK: Ring field addresses
 
     private var availIndexAddress: UInt64 { availRing + 2 }

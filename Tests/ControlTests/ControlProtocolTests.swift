@@ -15,10 +15,20 @@ final class ControlProtocolTests: XCTestCase {
         XCTAssertEqual(try parse(#"{"request":"stop"}"#), .stop(timeout: 10))
         XCTAssertEqual(try parse(#"{"request":"stop","timeout":2.5}"#), .stop(timeout: 2.5))
         XCTAssertEqual(try parse(#" {"timeout":0,"request":"stop","extra":[1,{"a":null}]} "#), .stop(timeout: 0))
+        XCTAssertEqual(try parse(#"{"request":"snapshot","path":"/tmp/s"}"#), .snapshot(path: "/tmp/s", resume: false))
+        XCTAssertEqual(try parse(#"{"request":"snapshot","path":"/tmp/s","resume":true}"#), .snapshot(path: "/tmp/s", resume: true))
+    }
+
+    func testSnapshotNeedsAnAbsolutePath() {
+        for text in [#"{"request":"snapshot"}"#, #"{"request":"snapshot","path":"rel/dir"}"#,
+                     #"{"request":"snapshot","path":5}"#] {
+            XCTAssertThrowsError(try parse(text)) { XCTAssertEqual($0 as? ControlProtocolError, .badField("path", "an absolute path")) }
+        }
+        XCTAssertThrowsError(try parse(#"{"request":"snapshot","path":"/s","resume":"yes"}"#))
     }
 
     func testEncodedRequestsRoundTrip() throws {
-        for r in [ControlRequest.status, .pause, .resume, .kill, .attach, .stop(timeout: 7)] {
+        for r in [ControlRequest.status, .pause, .resume, .kill, .attach, .stop(timeout: 7), .snapshot(path: "/a b/c", resume: true)] {
             let line = r.encoded()
             XCTAssertEqual(line.last, UInt8(ascii: "\n"))
             XCTAssertEqual(try ControlRequest.parse(Array(line.dropLast())), r)

@@ -59,11 +59,13 @@ enum BootCommand {
     }
 
     /// The VM in this process, its console on stdin/stdout (and in its log).
-    static func foreground(_ options: BootOptions, claim: VMClaim, keepState: Bool, signalFD: Int32) -> Int32 {
+    /// With `restoring`, the VM continues from that snapshot instead of booting.
+    static func foreground(_ options: BootOptions, claim: VMClaim, keepState: Bool, signalFD: Int32,
+                           restoring: String? = nil) -> Int32 {
         let vm: VMProcess
         do {
             vm = try VMProcess(name: claim.name, claim: claim, options: options)
-            try vm.build(echo: 1)
+            try vm.build(echo: 1, restoring: restoring)
         } catch let error as MachineError {
             claim.discard()
             SVMCommand.printErr(BootConfiguration.message(for: error))

@@ -3,7 +3,8 @@ import Glibc
 import Host
 import Machine
 
-/// `svm __vm-process NAME`: the process of a detached VM, started by `svm boot -d` (not
+/// `svm __vm-process NAME [SNAPSHOT_DIR]`: the process of a detached VM, started by
+/// `svm boot -d` or `svm restore -d` (with the snapshot it continues from) (not
 /// for users; absent from --help). fd 3 holds the lock on the VM's state directory and
 /// fd 4 is the pipe on which it reports `ready` or `fail STATUS MESSAGE` to `svm boot`.
 enum VMProcessCommand {
@@ -17,7 +18,7 @@ enum VMProcessCommand {
             _ = writeAll(Array("fail \(status) \(message)\n".utf8), to: ready)
             return status
         }
-        guard arguments.count == 1, fcntl(Detach.lockDescriptor, F_GETFD) >= 0, fcntl(ready, F_GETFD) >= 0 else {
+        guard (1...2).contains(arguments.count), fcntl(Detach.lockDescriptor, F_GETFD) >= 0, fcntl(ready, F_GETFD) >= 0 else {
             SVMCommand.printErr("\(name) is started by svm boot --detach, not by hand")
             return ExitCode.badInput.rawValue
         }
@@ -36,7 +37,7 @@ enum VMProcessCommand {
         let vm: VMProcess
         do {
             vm = try VMProcess(name: claim.name, claim: claim, options: options)
-            try vm.build(echo: nil)
+            try vm.build(echo: nil, restoring: arguments.count == 2 ? arguments[1] : nil)
         } catch let error as MachineError {
             return fail(BootConfiguration.message(for: error), BootConfiguration.status(for: error), claim: claim)
         } catch {

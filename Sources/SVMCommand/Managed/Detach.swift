@@ -13,7 +13,8 @@ enum Detach {
     static let lockDescriptor: Int32 = 3
     static let readyDescriptor: Int32 = 4
 
-    static func start(claim: VMClaim, root: String) -> Int32 {
+    /// With `restoring`, the VM process continues the VM from that snapshot directory.
+    static func start(claim: VMClaim, root: String, restoring: String? = nil) -> Int32 {
         var ready: [Int32] = [0, 0]
         guard pipe(&ready) == 0, fcntl(ready[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(ready[1], F_SETFD, FD_CLOEXEC) == 0 else {
             claim.discard()
@@ -21,7 +22,7 @@ enum Detach {
         }
         defer { close(ready[0]) }
         let child: pid_t
-        do { child = try spawn(name: claim.name, root: root, lockFD: claim.lockFD, readyFD: ready[1]) } catch {
+        do { child = try spawn(name: claim.name, root: root, lockFD: claim.lockFD, readyFD: ready[1], restoring: restoring) } catch {
             close(ready[1])
             claim.discard()
             return CommandFailure("cannot start the VM process: \(error)", status: .hostFailure).report()
@@ -55,7 +56,7 @@ enum Detach {
 
     /// Starts `svm __vm-process NAME` in a new session: stdin, stdout and stderr on
     /// /dev/null, the lock as fd 3, the ready pipe as fd 4, nothing else inherited.
-    static func spawn(name: String, root: String, lockFD: Int32, readyFD: Int32) throws(HostError) -> pid_t {
+    static func spawn(name: String, root: String, lockFD: Int32, readyFD: Int32, restoring: String? = nil) throws(HostError) -> pid_t {
         var exe = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
         guard n > 0 else { throw .last("readlink /proc/self/exe") }
@@ -92,7 +93,7 @@ enum Detach {
             p += 1
         }
         environment.append("SVM_RUN_DIR=\(root)")
-        let words: [String] = [path, VMProcessCommand.name, name]
+        let words: [String] = [path, VMProcessCommand.name, name] + (restoring.map { [$0] } ?? [])
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer {

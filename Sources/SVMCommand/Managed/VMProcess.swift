@@ -31,8 +31,8 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
     }
 
     /// Builds the VM with its console going to the log, to attached clients and to
-    /// `echo` (the terminal of a foreground VM).
-    func build(echo: Int32?) throws(MachineError) {
+    /// `echo` (the terminal of a foreground VM); from the snapshot in `restoring` if given.
+    func build(echo: Int32?, restoring: String? = nil) throws(MachineError) {
         let log = self.log
         let fanOut = FanOut()
         var config = BootConfiguration.machineConfig(options) { bytes in
@@ -53,7 +53,13 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             SVMCommand.printErr(line)
             log.append(Array("\r\nsvm: \(line)\r\n".utf8))
         }
-        do { machine = try Machine(config: config) } catch {
+        do {
+            if let restoring {
+                machine = try Machine(restoring: restoring, config: config)
+            } else {
+                machine = try Machine(config: config)
+            }
+        } catch {
             stopShares()
             if case let .sharedFolder(tag, reason) = error, let share = options.shares.first(where: { $0.tag == tag }) {
                 throw .sharedFolder(tag: tag, reason: "\(share.source):\(tag): \(reason)")
@@ -109,9 +115,29 @@ final class VMProcess: ControlHandler, @unchecked Sendable {
             return .ok([:])
         case .attach:
             return .ok([:])
+        case let .snapshot(path, resume):
+            return snapshot(to: path, resume: resume)
         case .start, .signal, .exec:
             return .failure("\(request.name) is a container request (svm-runtime); this VM is not a container")
         }
+    }
+
+    /// Saves the VM; without `resume` it stays paused and ends once the reply is sent
+    /// (`didReply`: status 0, "saved to a snapshot"), never running another instruction
+    /// here: it goes on where it is restored.
+    func snapshot(to path: String, resume: Bool) -> ControlReply {
+        let annotations = SnapshotAnnotations.make(options: options)
+        do {
+            let summary = try machine.snapshot(to: path, annotations: annotations, resume: resume)
+            return .ok(["memory": .int(Int(summary.memorySize)), "memoryData": .int(Int(summary.memoryData)),
+                        "seconds": .double(summary.seconds)])
+        } catch {
+            return .failure("snapshot \(path): \(error)")
+        }
+    }
+
+    func didReply(to request: ControlRequest, with reply: ControlReply) {
+        if case .snapshot(_, resume: false) = request, reply.ok { machine.end(.savedToSnapshot) }
     }
 
     func attach(connection fd: Int32) {
