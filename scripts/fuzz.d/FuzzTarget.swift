@@ -29,8 +29,7 @@ let fuzzTargets: [FuzzTarget] = [
     IPJSONTarget.target,
     KernelTarget.target,
     InstructionTarget.target,
-    // The snapshot manifest's reader (Sources/Snapshot, being written) gets its target here:
-    // a SnapshotManifestTarget with parse → encode → parse as its invariant.
+    SnapshotManifestTarget.target,
 ]
 
 /// An invariant the parser must keep; a violation crashes with the reason, so libFuzzer
